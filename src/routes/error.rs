@@ -1,0 +1,126 @@
+//! The API's one error type and its mapping to HTTP: every error is JSON
+//! `{"error": "<message>"}` with the right status. Store failures are logged here once with
+//! their cause, and the client sees only an opaque message.
+
+use actix_web::{
+    error::JsonPayloadError,
+    http::{header, StatusCode},
+    HttpRequest, HttpResponse, ResponseError,
+};
+use serde::Serialize;
+
+use crate::{
+    session::{SessionError, UsernameError},
+    store::StoreError,
+};
+
+/// The body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+}
+
+/// Everything a route can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("No session cookie found")]
+    MissingCookie,
+    #[error("Session not found or expired")]
+    SessionNotFound,
+    #[error("{0}")]
+    InvalidUsername(#[from] UsernameError),
+    #[error("{message}")]
+    BadBody { status: StatusCode, message: String },
+    #[error("Not found")]
+    RouteNotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("session store timed out")]
+    StoreTimeout(#[source] SessionError),
+    #[error("session store unavailable")]
+    StoreUnavailable(#[source] SessionError),
+    #[error("internal server error")]
+    Internal(#[source] SessionError),
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match &error {
+            SessionError::Store(StoreError::Timeout(_)) => ApiError::StoreTimeout(error),
+            SessionError::Store(StoreError::Unavailable(_)) => ApiError::StoreUnavailable(error),
+            SessionError::Store(StoreError::Corrupt(_)) | SessionError::NoFreeId => {
+                ApiError::Internal(error)
+            }
+        }
+    }
+}
+
+/// The whole cause chain, for the log line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MissingCookie => StatusCode::FORBIDDEN,
+            ApiError::SessionNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::InvalidUsername(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadBody { status, .. } => *status,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::StoreTimeout(e) | ApiError::StoreUnavailable(e) | ApiError::Internal(e) =
+            self
+        {
+            tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::StoreUnavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(ErrorBody {
+            error: &self.to_string(),
+        })
+    }
+}
+
+/// Maps actix's JSON body errors to our JSON errors: 415 for another content type, 413 past
+/// the size limit, 400 for malformed JSON, 422 for JSON of the wrong shape.
+pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let (status, message) = match &error {
+        JsonPayloadError::ContentType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json".to_owned(),
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request body: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            (StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "could not read the request body".to_owned(),
+        ),
+    };
+    ApiError::BadBody { status, message }.into()
+}

@@ -1,0 +1,73 @@
+//! HTTP routes. [`configure`] mounts every endpoint on an Actix-web `App` or scope; each
+//! answers with and without its trailing slash, and any other path or method gets a JSON
+//! error.
+
+mod error;
+pub mod health;
+pub mod sessions;
+
+use actix_web::{http::header, web, HttpResponse};
+
+pub use error::{json_error, ApiError, ErrorBody};
+
+/// Largest accepted JSON body, in bytes.
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// Mounts the session routes and probes. Needs `web::Data<SessionManager>` on the app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(json_error),
+    )
+    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::RouteNotFound.into()))
+    .service(
+        web::resource(["/login/", "/login"])
+            .route(web::post().to(sessions::login))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/profile/", "/profile"])
+            .route(web::get().to(sessions::profile))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/logout/", "/logout"])
+            .route(web::post().to(sessions::logout))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/logout/all/", "/logout/all"])
+            .route(web::post().to(sessions::logout_all))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/sessions/", "/sessions"])
+            .route(web::get().to(sessions::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(["/sessions/{session_id}", "/sessions/{session_id}/"])
+            .route(web::delete().to(sessions::end_one))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(health::healthz)
+    .service(health::readyz);
+}
+
+/// Fallback for a known path with another method.
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Fallback for unknown paths: JSON 404, never an HTML page.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}
+
+/// Headers every response carries: nothing here may be cached, nor sniffed.
+pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+}

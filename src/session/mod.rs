@@ -1,0 +1,277 @@
+//! Session logic: ids, signed cookies, idle and absolute lifetimes, rotation on login, and
+//! the per-user operations. It sits between the HTTP routes and the [`SessionStore`]; it knows
+//! cookies but not routes, and stores only through the trait.
+
+pub mod cookie;
+pub mod username;
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::cookie::{time, Cookie, SameSite};
+
+pub use cookie::{CookieSigner, KeySource, SigningKey};
+pub use username::{Username, UsernameError};
+
+use crate::store::{Created, SessionData, SessionId, SessionStore, StoreError};
+
+/// Lifetimes and cookie attributes.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub idle_ttl: Duration,
+    pub absolute_ttl: Duration,
+    pub cookie_name: String,
+    pub cookie_secure: bool,
+    pub same_site: SameSite,
+    /// Budget of one request's store work; `None` for stores that cannot stall (memory).
+    pub deadline: Option<Duration>,
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Fresh random ids kept colliding: the generator or the store is broken.
+    #[error("could not allocate a free session id")]
+    NoFreeId,
+}
+
+/// The session cookie found on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieState {
+    /// No cookie of our name.
+    Missing,
+    /// A cookie of our name, but none verifies (forged, tampered, malformed, old key).
+    Invalid,
+    /// A verified session id (the session may still be gone from the store).
+    Valid(SessionId),
+}
+
+/// A live session after a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSession {
+    pub id: SessionId,
+    pub data: SessionData,
+}
+
+/// Session operations, shared by every worker.
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    signer: CookieSigner,
+    config: SessionConfig,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("backend", &self.store.backend())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix time in milliseconds.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl SessionManager {
+    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, config: SessionConfig) -> Self {
+        Self {
+            store,
+            signer,
+            config,
+        }
+    }
+
+    /// The store, for health checks and embedding.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Runs store work within the request's deadline.
+    async fn within<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.config.deadline {
+            None => work.await,
+            Some(deadline) => match tokio::time::timeout(deadline, work).await {
+                Ok(result) => result,
+                Err(elapsed) => Err(StoreError::Timeout(Box::new(elapsed))),
+            },
+        }
+    }
+
+    /// Finds our cookie among `Cookie` header values. With several cookies of our name (a
+    /// sibling domain may set one), the first that verifies wins.
+    pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a str>) -> CookieState {
+        let mut state = CookieState::Missing;
+        for header in headers {
+            // RFC 6265 §5.4: `name=value` pairs separated by `; `. (actix's cookie 0.16 has
+            // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
+            for pair in header.split(';') {
+                let Some((name, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                if name.trim() != self.config.cookie_name {
+                    continue;
+                }
+                match self.signer.verify(value.trim()) {
+                    Some(id) => return CookieState::Valid(id),
+                    None => state = CookieState::Invalid,
+                }
+            }
+        }
+        if state == CookieState::Invalid {
+            tracing::info!(event = "cookie_rejected", "session cookie did not verify");
+        }
+        state
+    }
+
+    /// Creates a session for `user`; a session the client still holds (`previous`) is ended
+    /// in the same store operation, so a login never leaves an orphan or a fixed id.
+    pub async fn login(
+        &self,
+        user: &Username,
+        previous: Option<SessionId>,
+    ) -> Result<ActiveSession, SessionError> {
+        let now = now_ms();
+        let absolute_ms = self.config.absolute_ttl.as_millis() as u64;
+        let data = SessionData {
+            user: user.as_str().to_owned(),
+            status: "active".to_owned(),
+            created_at: now / 1000,
+            absolute_expires_at: (now + absolute_ms).div_ceil(1000),
+        };
+        let ttl = self.config.idle_ttl.min(self.config.absolute_ttl);
+        let mut replaces = previous;
+        for _ in 0..3 {
+            let id = SessionId::random();
+            let created = self
+                .within(self.store.create(&id, &data, ttl, replaces.as_ref()))
+                .await?;
+            if let Some(old) = replaces.take() {
+                tracing::info!(event = "session_ended", session = %old.log_tag(), reason = "rotated", "session ended");
+            }
+            if created == Created::Created {
+                tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
+                return Ok(ActiveSession { id, data });
+            }
+            tracing::warn!("a fresh session id was already taken; drawing another");
+        }
+        Err(SessionError::NoFreeId)
+    }
+
+    /// Reads a session and slides its idle expiry. A session past its absolute lifetime is
+    /// deleted and reported as gone.
+    pub async fn refresh(&self, id: &SessionId) -> Result<Option<ActiveSession>, SessionError> {
+        let Some(data) = self
+            .within(self.store.load(id, self.config.idle_ttl))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if now_ms() >= data.absolute_expires_at.saturating_mul(1000) {
+            self.within(self.store.delete(id)).await?;
+            tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
+            return Ok(None);
+        }
+        tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
+        Ok(Some(ActiveSession { id: *id, data }))
+    }
+
+    /// Ends a session; `true` when it existed.
+    pub async fn logout(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let existed = self.within(self.store.delete(id)).await?;
+        if existed {
+            tracing::info!(event = "session_ended", session = %id.log_tag(), reason = "logout", "session ended");
+        }
+        Ok(existed)
+    }
+
+    /// Every live session of the user of `current`, newest first.
+    pub async fn list(
+        &self,
+        current: &ActiveSession,
+    ) -> Result<Vec<(SessionId, SessionData)>, SessionError> {
+        let now = now_ms();
+        let mut sessions = self
+            .within(self.store.list_user(&current.data.user))
+            .await?;
+        sessions.retain(|(_, data)| now < data.absolute_expires_at.saturating_mul(1000));
+        sessions.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at).then(b.0.cmp(&a.0)));
+        Ok(sessions)
+    }
+
+    /// Ends `target` if it belongs to the user of `current`; `true` when it was ended.
+    pub async fn end_one(
+        &self,
+        current: &ActiveSession,
+        target: &SessionId,
+    ) -> Result<bool, SessionError> {
+        let ended = self
+            .within(self.store.delete_user_session(&current.data.user, target))
+            .await?;
+        if ended {
+            tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of the user of `current`, that one included.
+    pub async fn end_all(&self, current: &ActiveSession) -> Result<u64, SessionError> {
+        let ended = self
+            .within(self.store.delete_user(&current.data.user))
+            .await?;
+        tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
+        Ok(ended)
+    }
+
+    /// Checks the store within the deadline.
+    pub async fn ping(&self) -> Result<(), SessionError> {
+        Ok(self.within(self.store.ping()).await?)
+    }
+
+    /// The `Set-Cookie` for a live session: `Max-Age` is the idle TTL, capped by what is
+    /// left of the absolute lifetime.
+    pub fn session_cookie(&self, session: &ActiveSession) -> Cookie<'static> {
+        let left = session
+            .data
+            .absolute_expires_at
+            .saturating_mul(1000)
+            .saturating_sub(now_ms())
+            / 1000;
+        let max_age = self.config.idle_ttl.as_secs().min(left);
+        self.base_cookie(self.signer.sign(&session.id))
+            .max_age(time::Duration::seconds(max_age as i64))
+            .finish()
+    }
+
+    /// The `Set-Cookie` that clears the session cookie, with the attributes it was set with.
+    pub fn removal_cookie(&self) -> Cookie<'static> {
+        let mut cookie = self.base_cookie(String::new()).finish();
+        cookie.make_removal();
+        cookie
+    }
+
+    fn base_cookie(&self, value: String) -> actix_web::cookie::CookieBuilder<'static> {
+        Cookie::build(self.config.cookie_name.clone(), value)
+            .path("/")
+            .http_only(true)
+            .secure(self.config.cookie_secure)
+            .same_site(self.config.same_site)
+    }
+}

@@ -1,0 +1,508 @@
+//! Typed settings, read once from the environment (plus a `.env` file when present) and
+//! validated at start. An invalid value is one [`SettingsError`] line naming the variable and
+//! what it accepts; secrets are wrapped in [`SecretString`] so they never reach a log.
+
+use std::{path::PathBuf, time::Duration};
+
+use actix_web::cookie::SameSite;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Every variable the service reads, for docs and `.env.example` checks.
+pub const VARIABLES: &[&str] = &[
+    "UPSTASH_REDIS_REST_URL",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "UPSTASH_TIMEOUT_MS",
+    "HOST",
+    "PORT",
+    "SESSION_TTL_SECONDS",
+    "SESSION_ABSOLUTE_TTL_SECONDS",
+    "SESSION_SECRET",
+    "SESSION_SECRET_PREVIOUS",
+    "COOKIE_NAME",
+    "COOKIE_SECURE",
+    "COOKIE_SAMESITE",
+    "WORKERS",
+    "SHUTDOWN_TIMEOUT_SECONDS",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// Minimum length of `SESSION_SECRET` and `SESSION_SECRET_PREVIOUS`, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// All settings of the service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    /// `None`: the embedded memory store.
+    pub upstash: Option<UpstashSettings>,
+    /// Total budget of one incoming request for its Upstash work.
+    pub upstash_timeout: Duration,
+    pub session: SessionSettings,
+    pub cookie: CookieSettings,
+    /// HTTP worker threads; `None`: one per CPU core.
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Where Upstash is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct UpstashSettings {
+    pub url: reqwest::Url,
+    pub token: SecretString,
+}
+
+/// Session lifetimes and the cookie signing keys.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Idle expiry, slid by each profile read.
+    pub idle_ttl: Duration,
+    /// Absolute lifetime from login, never extended.
+    pub absolute_ttl: Duration,
+    /// `SESSION_SECRET`; when `None` the key is derived (Upstash) or random (memory).
+    pub secret: Option<SecretString>,
+    /// `SESSION_SECRET_PREVIOUS`: still accepted for verification, never used to sign.
+    pub previous_secret: Option<SecretString>,
+}
+
+/// Attributes of the session cookie.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub name: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A setting that stops the service at start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{missing} is not set, but {present} is: set both to use Upstash, or neither to use the in-memory store")]
+    UpstashHalfSet {
+        missing: &'static str,
+        present: &'static str,
+    },
+    #[error("{var}={value:?} is invalid: {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{var} is invalid: {expected}")]
+    InvalidSecret {
+        var: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl Default for Settings {
+    /// The documented defaults, on the memory store.
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            upstash: None,
+            upstash_timeout: Duration::from_millis(3000),
+            session: SessionSettings {
+                idle_ttl: Duration::from_secs(900),
+                absolute_ttl: Duration::from_secs(43_200),
+                secret: None,
+                previous_secret: None,
+            },
+            cookie: CookieSettings {
+                name: "session_id".into(),
+                secure: true,
+                same_site: SameSite::Lax,
+            },
+            workers: None,
+            shutdown_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// Loads `./.env` (only from the working directory, never a parent) into the process
+/// environment when it exists; variables already set win. Returns the file loaded.
+pub fn load_dotenv() -> Option<PathBuf> {
+    let path = std::env::current_dir().ok()?.join(".env");
+    if !path.is_file() {
+        return None;
+    }
+    dotenvy::from_path(&path).ok().map(|()| path)
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name → its value); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let defaults = Settings::default();
+
+        let upstash = match (
+            get("UPSTASH_REDIS_REST_URL"),
+            get("UPSTASH_REDIS_REST_TOKEN"),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError::UpstashHalfSet {
+                    missing: "UPSTASH_REDIS_REST_TOKEN",
+                    present: "UPSTASH_REDIS_REST_URL",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::UpstashHalfSet {
+                    missing: "UPSTASH_REDIS_REST_URL",
+                    present: "UPSTASH_REDIS_REST_TOKEN",
+                })
+            }
+            (Some(url), Some(token)) => Some(UpstashSettings {
+                url: parse_url(&url)?,
+                token: parse_token(token)?,
+            }),
+        };
+
+        let secret = get("SESSION_SECRET")
+            .map(|v| parse_secret("SESSION_SECRET", v))
+            .transpose()?;
+        let previous_secret = get("SESSION_SECRET_PREVIOUS")
+            .map(|v| parse_secret("SESSION_SECRET_PREVIOUS", v))
+            .transpose()?;
+
+        let secure = match get("COOKIE_SECURE") {
+            None => defaults.cookie.secure,
+            Some(v) => parse_bool("COOKIE_SECURE", &v)?,
+        };
+        let name = match get("COOKIE_NAME") {
+            None => defaults.cookie.name,
+            Some(v) => parse_cookie_name(&v, secure)?,
+        };
+        let same_site = match get("COOKIE_SAMESITE") {
+            None => defaults.cookie.same_site,
+            Some(v) => parse_same_site(&v, secure)?,
+        };
+
+        Ok(Settings {
+            host: get("HOST").unwrap_or(defaults.host),
+            port: parse_int(
+                "PORT",
+                get("PORT"),
+                1,
+                65_535,
+                8000,
+                "an integer from 1 to 65535",
+            )?,
+            upstash,
+            upstash_timeout: Duration::from_millis(parse_int(
+                "UPSTASH_TIMEOUT_MS",
+                get("UPSTASH_TIMEOUT_MS"),
+                50,
+                60_000,
+                3000,
+                "milliseconds, an integer from 50 to 60000",
+            )?),
+            session: SessionSettings {
+                idle_ttl: Duration::from_secs(parse_int(
+                    "SESSION_TTL_SECONDS",
+                    get("SESSION_TTL_SECONDS"),
+                    1,
+                    31_536_000,
+                    900,
+                    "seconds, an integer from 1 to 31536000",
+                )?),
+                absolute_ttl: Duration::from_secs(parse_int(
+                    "SESSION_ABSOLUTE_TTL_SECONDS",
+                    get("SESSION_ABSOLUTE_TTL_SECONDS"),
+                    1,
+                    31_536_000,
+                    43_200,
+                    "seconds, an integer from 1 to 31536000",
+                )?),
+                secret,
+                previous_secret,
+            },
+            cookie: CookieSettings {
+                name,
+                secure,
+                same_site,
+            },
+            workers: match get("WORKERS") {
+                None => None,
+                v => Some(parse_int(
+                    "WORKERS",
+                    v,
+                    1,
+                    256,
+                    1,
+                    "an integer from 1 to 256",
+                )?),
+            },
+            shutdown_timeout: Duration::from_secs(parse_int(
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                get("SHUTDOWN_TIMEOUT_SECONDS"),
+                0,
+                3600,
+                10,
+                "seconds, an integer from 0 to 3600",
+            )?),
+            log_format: match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
+                None => LogFormat::Pretty,
+                Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
+                Some(v) if v == "json" => LogFormat::Json,
+                Some(v) => {
+                    return Err(SettingsError::Invalid {
+                        var: "LOG_FORMAT",
+                        value: v,
+                        expected: "one of pretty, json",
+                    })
+                }
+            },
+        })
+    }
+
+    /// `host:port` to bind.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+fn parse_int<T>(
+    var: &'static str,
+    value: Option<String>,
+    min: T,
+    max: T,
+    default: T,
+    expected: &'static str,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + Copy,
+{
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(SettingsError::Invalid {
+            var,
+            value,
+            expected,
+        }),
+    }
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(SettingsError::Invalid {
+            var,
+            value: value.to_owned(),
+            expected: "true or false",
+        }),
+    }
+}
+
+fn parse_url(value: &str) -> Result<reqwest::Url, SettingsError> {
+    let invalid = || SettingsError::Invalid {
+        var: "UPSTASH_REDIS_REST_URL",
+        value: value.to_owned(),
+        expected: "an http:// or https:// URL such as https://eu1-example-12345.upstash.io",
+    };
+    let url = reqwest::Url::parse(value.trim()).map_err(|_| invalid())?;
+    let has_credentials = !url.username().is_empty() || url.password().is_some();
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || has_credentials
+        || url.query().is_some()
+    {
+        return Err(invalid());
+    }
+    Ok(url)
+}
+
+fn parse_token(value: String) -> Result<SecretString, SettingsError> {
+    let ok = value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+    if !ok {
+        return Err(SettingsError::InvalidSecret {
+            var: "UPSTASH_REDIS_REST_TOKEN",
+            expected: "printable ASCII without spaces or quotes, as shown in the Upstash console",
+        });
+    }
+    Ok(SecretString::from(value))
+}
+
+fn parse_secret(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(SettingsError::InvalidSecret {
+            var,
+            expected: "at least 32 bytes; generate one with `openssl rand -base64 48`",
+        });
+    }
+    Ok(SecretString::from(value))
+}
+
+fn parse_cookie_name(value: &str, secure: bool) -> Result<String, SettingsError> {
+    // RFC 6265 cookie-name is an RFC 2616 token.
+    let is_token = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !is_token {
+        return Err(SettingsError::Invalid {
+            var: "COOKIE_NAME",
+            value: value.to_owned(),
+            expected: "1 to 64 letters, digits or !#$%&'*+-.^_`|~",
+        });
+    }
+    if (value.starts_with("__Host-") || value.starts_with("__Secure-")) && !secure {
+        return Err(SettingsError::Invalid {
+            var: "COOKIE_NAME",
+            value: value.to_owned(),
+            expected: "a __Host- or __Secure- name needs COOKIE_SECURE=true",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_same_site(value: &str, secure: bool) -> Result<SameSite, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "lax" => Ok(SameSite::Lax),
+        "strict" => Ok(SameSite::Strict),
+        "none" if secure => Ok(SameSite::None),
+        "none" => Err(SettingsError::Invalid {
+            var: "COOKIE_SAMESITE",
+            value: value.to_owned(),
+            expected: "None needs COOKIE_SECURE=true; use lax or strict",
+        }),
+        _ => Err(SettingsError::Invalid {
+            var: "COOKIE_SAMESITE",
+            value: value.to_owned(),
+            expected: "one of lax, strict, none",
+        }),
+    }
+}
+
+impl UpstashSettings {
+    /// The token, for the client's `Authorization` header only.
+    pub fn token(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_variables_gives_documented_defaults_on_the_memory_store() {
+        let s = from(&[]).unwrap();
+        assert!(s.upstash.is_none());
+        assert_eq!(s.address(), "127.0.0.1:8000");
+        assert_eq!(s.session.idle_ttl, Duration::from_secs(900));
+        assert_eq!(s.session.absolute_ttl, Duration::from_secs(43_200));
+        assert_eq!(s.upstash_timeout, Duration::from_millis(3000));
+        assert!(s.cookie.secure);
+        assert_eq!(s.cookie.name, "session_id");
+        assert_eq!(s.cookie.same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn url_without_token_names_the_missing_token() {
+        let err = from(&[("UPSTASH_REDIS_REST_URL", "https://x.upstash.io")]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("UPSTASH_REDIS_REST_TOKEN is not set"));
+    }
+
+    #[test]
+    fn token_without_url_names_the_missing_url() {
+        let err = from(&[("UPSTASH_REDIS_REST_TOKEN", "abc")]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("UPSTASH_REDIS_REST_URL is not set"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_what_it_accepts() {
+        for (var, value, needle) in [
+            (
+                "PORT",
+                "eighty",
+                "PORT=\"eighty\" is invalid: an integer from 1 to 65535",
+            ),
+            ("PORT", "0", "PORT=\"0\""),
+            ("SESSION_TTL_SECONDS", "-5", "SESSION_TTL_SECONDS=\"-5\""),
+            (
+                "COOKIE_SECURE",
+                "maybe",
+                "COOKIE_SECURE=\"maybe\" is invalid: true or false",
+            ),
+            ("COOKIE_SAMESITE", "loose", "COOKIE_SAMESITE"),
+            ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
+            ("UPSTASH_TIMEOUT_MS", "5", "UPSTASH_TIMEOUT_MS"),
+            ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_rejected_without_echoing_it() {
+        let err = from(&[("SESSION_SECRET", "tooshort-secret-value")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SESSION_SECRET is invalid: at least 32 bytes"));
+        assert!(!err.contains("tooshort"));
+    }
+
+    #[test]
+    fn host_prefixed_cookie_name_requires_secure() {
+        assert!(from(&[("COOKIE_NAME", "__Host-sid"), ("COOKIE_SECURE", "false")]).is_err());
+        let s = from(&[("COOKIE_NAME", "__Host-sid")]).unwrap();
+        assert_eq!(s.cookie.name, "__Host-sid");
+    }
+
+    #[test]
+    fn upstash_url_must_be_http_or_https() {
+        let err = from(&[
+            ("UPSTASH_REDIS_REST_URL", "redis://localhost:6379"),
+            ("UPSTASH_REDIS_REST_TOKEN", "t"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("UPSTASH_REDIS_REST_URL"));
+        let s = from(&[
+            ("UPSTASH_REDIS_REST_URL", "https://eu1-x.upstash.io"),
+            ("UPSTASH_REDIS_REST_TOKEN", "tok"),
+        ])
+        .unwrap();
+        let up = s.upstash.unwrap();
+        assert_eq!(up.token(), "tok");
+        assert!(!format!("{up:?}").contains("tok\""));
+    }
+}

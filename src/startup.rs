@@ -1,0 +1,171 @@
+//! Wiring: the store chosen by the settings, the signing key, the session manager, and the
+//! HTTP server on a given listener (tests bind port 0).
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use secrecy::ExposeSecret;
+
+use crate::{
+    routes,
+    session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
+    settings::Settings,
+    store::{MemoryStore, SessionStore, UpstashStore},
+    upstash::{ClientConfig, Command, RetryPolicy, UpstashClient, UpstashError},
+};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address} (HOST/PORT): {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("UPSTASH_REDIS_REST_TOKEN was rejected by Upstash (HTTP 401: {0}); check the token in the Upstash console")]
+    TokenRejected(String),
+    #[error("cannot set up the Upstash client: {0}")]
+    Client(#[source] UpstashError),
+    #[error("cannot start the HTTP server: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// A built, listening service.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `HOST:PORT` and builds the service.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let address = settings.address();
+        let listener =
+            TcpListener::bind(&address).map_err(|source| StartupError::Bind { address, source })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Builds the service on an already bound listener.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let sessions = session_manager(&settings).await?;
+        let port = listener.local_addr().map_err(StartupError::Server)?.port();
+        let server = serve(listener, sessions, &settings).map_err(StartupError::Server)?;
+        tracing::info!(address = %settings.address(), port, "listening");
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then stops accepting and lets in-flight requests finish
+    /// within `SHUTDOWN_TIMEOUT_SECONDS`.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The store, signing key and lifetimes chosen by `settings`.
+pub async fn session_manager(settings: &Settings) -> Result<SessionManager, StartupError> {
+    let (store, derived, deadline): (Arc<dyn SessionStore>, _, _) = match &settings.upstash {
+        Some(upstash) => {
+            let client = UpstashClient::new(ClientConfig::new(
+                upstash.url.clone(),
+                upstash.token(),
+                settings.upstash_timeout,
+            ))
+            .map_err(StartupError::Client)?;
+            check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;
+            (
+                Arc::new(UpstashStore::new(Arc::new(client))),
+                (
+                    SigningKey::from_upstash_token(upstash.token().as_bytes()),
+                    KeySource::UpstashToken,
+                ),
+                Some(settings.upstash_timeout),
+            )
+        }
+        None => {
+            tracing::info!(
+                "running on the in-memory session store: sessions live in this process only \
+                 and are lost on restart; set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN to share them"
+            );
+            (
+                Arc::new(MemoryStore::new()),
+                (SigningKey::random(), KeySource::Random),
+                None,
+            )
+        }
+    };
+    let (current, source) = match &settings.session.secret {
+        Some(secret) => (
+            SigningKey::from_secret(secret.expose_secret().as_bytes()),
+            KeySource::Secret,
+        ),
+        None => derived,
+    };
+    let previous = settings
+        .session
+        .previous_secret
+        .as_ref()
+        .map(|s| SigningKey::from_secret(s.expose_secret().as_bytes()));
+    tracing::info!(key_source = ?source, previous_key = previous.is_some(), "cookie signing key ready");
+    let config = SessionConfig {
+        idle_ttl: settings.session.idle_ttl,
+        absolute_ttl: settings.session.absolute_ttl,
+        cookie_name: settings.cookie.name.clone(),
+        cookie_secure: settings.cookie.secure,
+        same_site: settings.cookie.same_site,
+        deadline,
+    };
+    Ok(SessionManager::new(
+        store,
+        CookieSigner::new(current, previous),
+        config,
+    ))
+}
+
+/// One `PING` at start: a rejected token stops the service; an unreachable Upstash is a
+/// warning (it may come up later; `/readyz` tells).
+async fn check_upstash(client: &UpstashClient, host: &str) -> Result<(), StartupError> {
+    match client
+        .command(&Command::new("PING"), RetryPolicy::Once)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(upstash_host = host, "connected to Upstash");
+            Ok(())
+        }
+        Err(UpstashError::Unauthorized(message)) => Err(StartupError::TokenRejected(message)),
+        Err(error) => {
+            tracing::warn!(upstash_host = host, error = %error, "Upstash did not answer PING at start; starting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// The HTTP server on `listener`.
+pub fn serve(
+    listener: TcpListener,
+    sessions: SessionManager,
+    settings: &Settings,
+) -> std::io::Result<Server> {
+    let sessions = web::Data::new(sessions);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(routes::default_headers())
+            .app_data(sessions.clone())
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .shutdown_timeout(settings.shutdown_timeout.as_secs());
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,384 @@
+//! The embedded backend: sessions in this process's memory, with real expiry.
+//!
+//! Modelled on mini-redis `db.rs`: one map behind a std `Mutex` (never held across an
+//! `.await`), an expiry index ordered by deadline, a per-user index, and a background task
+//! that purges expired sessions at their deadline so memory does not grow with dead
+//! sessions. Sessions are per-process: they vanish on restart and are not shared between
+//! instances.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::{sync::Notify, time::Instant};
+
+use super::{Created, SessionData, SessionId, SessionStore, StoreError};
+
+/// Most expired sessions removed under one lock acquisition, so a mass expiry never stalls
+/// requests for long.
+const PURGE_BATCH: usize = 1024;
+
+/// Sessions in this process's memory. Clones share the same sessions; the purge task stops
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+    _guard: Arc<DropGuard>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("live_sessions", &self.len())
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the purge task when an earlier deadline appears or on shutdown.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<SessionId, Entry>,
+    expirations: BTreeSet<(Instant, SessionId)>,
+    users: HashMap<Arc<str>, HashSet<SessionId>>,
+    shutdown: bool,
+}
+
+struct Entry {
+    user: Arc<str>,
+    created_at: u64,
+    absolute_expires_at: u64,
+    expires_at: Instant,
+}
+
+impl Entry {
+    fn data(&self) -> SessionData {
+        SessionData {
+            user: self.user.to_string(),
+            status: "active".to_owned(),
+            created_at: self.created_at,
+            absolute_expires_at: self.absolute_expires_at,
+        }
+    }
+}
+
+struct DropGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store; spawns its purge task on the current Tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (as `tokio::spawn` does).
+    pub fn new() -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+        });
+        tokio::spawn(purge_task(shared.clone()));
+        Self {
+            _guard: Arc::new(DropGuard {
+                shared: shared.clone(),
+            }),
+            shared,
+        }
+    }
+
+    /// Sessions held, expired ones not yet purged included.
+    pub fn len(&self) -> usize {
+        self.shared.lock().sessions.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than refusing service; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes up to a batch of expired sessions; returns the next deadline, if any, and
+    /// whether more expired ones remain.
+    fn purge_expired(&self) -> (Option<Instant>, bool) {
+        let mut state = self.lock();
+        if state.shutdown {
+            return (None, false);
+        }
+        let now = Instant::now();
+        for _ in 0..PURGE_BATCH {
+            match state.expirations.first().copied() {
+                Some((when, id)) if when <= now => {
+                    state.expirations.pop_first();
+                    state.remove(&id);
+                }
+                next => return (next.map(|(when, _)| when), false),
+            }
+        }
+        (None, true)
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.lock().shutdown
+    }
+}
+
+impl State {
+    /// Removes a session from every index; returns it when it was there.
+    fn remove(&mut self, id: &SessionId) -> Option<Entry> {
+        let entry = self.sessions.remove(id)?;
+        self.expirations.remove(&(entry.expires_at, *id));
+        if let Some(set) = self.users.get_mut(&entry.user) {
+            set.remove(id);
+            if set.is_empty() {
+                self.users.remove(&entry.user);
+            }
+        }
+        Some(entry)
+    }
+
+    /// The live entry for `id`; an expired one not yet purged is removed and ignored.
+    fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut Entry> {
+        let expired = self.sessions.get(id)?.expires_at <= now;
+        if expired {
+            self.remove(id);
+            return None;
+        }
+        self.sessions.get_mut(id)
+    }
+
+    /// Whether `when` is now the earliest deadline (the purge task must re-arm).
+    fn is_first(&self, when: Instant, id: SessionId) -> bool {
+        self.expirations.first() == Some(&(when, id))
+    }
+}
+
+async fn purge_task(shared: Arc<Shared>) {
+    while !shared.is_shutdown() {
+        match shared.purge_expired() {
+            (_, true) => tokio::task::yield_now().await,
+            (Some(when), false) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(when) => {}
+                    _ = shared.wake.notified() => {}
+                }
+            }
+            (None, false) => shared.wake.notified().await,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+        replaces: Option<&SessionId>,
+    ) -> Result<Created, StoreError> {
+        let now = Instant::now();
+        let expires_at = now + ttl;
+        let wake = {
+            let mut state = self.shared.lock();
+            if let Some(old) = replaces {
+                state.remove(old);
+            }
+            if state.live(id, now).is_some() {
+                return Ok(Created::IdTaken);
+            }
+            let user: Arc<str> = match state.users.get_key_value(data.user.as_str()) {
+                Some((user, _)) => user.clone(),
+                None => Arc::from(data.user.as_str()),
+            };
+            state.users.entry(user.clone()).or_default().insert(*id);
+            state.expirations.insert((expires_at, *id));
+            state.sessions.insert(
+                *id,
+                Entry {
+                    user,
+                    created_at: data.created_at,
+                    absolute_expires_at: data.absolute_expires_at,
+                    expires_at,
+                },
+            );
+            state.is_first(expires_at, *id)
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(Created::Created)
+    }
+
+    async fn load(
+        &self,
+        id: &SessionId,
+        idle_ttl: Duration,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let now = Instant::now();
+        let expires_at = now + idle_ttl;
+        let (data, wake) = {
+            let mut state = self.shared.lock();
+            let Some(entry) = state.live(id, now) else {
+                return Ok(None);
+            };
+            let previous = std::mem::replace(&mut entry.expires_at, expires_at);
+            let data = entry.data();
+            state.expirations.remove(&(previous, *id));
+            state.expirations.insert((expires_at, *id));
+            (data, state.is_first(expires_at, *id))
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(Some(data))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        Ok(state.remove(id).is_some_and(|e| e.expires_at > now))
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError> {
+        let now = Instant::now();
+        let state = self.shared.lock();
+        let Some(ids) = state.users.get(user) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let entry = state.sessions.get(id)?;
+                (entry.expires_at > now).then(|| (*id, entry.data()))
+            })
+            .collect())
+    }
+
+    async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let owned = state
+            .sessions
+            .get(id)
+            .is_some_and(|e| &*e.user == user && e.expires_at > now);
+        if owned {
+            state.remove(id);
+        }
+        Ok(owned)
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let ids: Vec<SessionId> = match state.users.get(user) {
+            Some(ids) => ids.iter().copied().collect(),
+            None => return Ok(0),
+        };
+        let mut ended = 0;
+        for id in ids {
+            if state.remove(&id).is_some_and(|e| e.expires_at > now) {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(user: &str) -> SessionData {
+        SessionData {
+            user: user.into(),
+            status: "active".into(),
+            created_at: 1,
+            absolute_expires_at: u64::MAX,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_sessions_are_purged_in_the_background() {
+        let store = MemoryStore::new();
+        for _ in 0..100 {
+            store
+                .create(
+                    &SessionId::random(),
+                    &data("a"),
+                    Duration::from_secs(10),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let keeper = SessionId::random();
+        store
+            .create(&keeper, &data("b"), Duration::from_secs(60), None)
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 101);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        // Let the purge task run.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(store.len(), 1);
+        assert!(store.shared.lock().users.get("a").is_none());
+        assert_eq!(store.shared.lock().expirations.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn load_slides_the_expiry_and_purge_respects_it() {
+        let store = MemoryStore::new();
+        let id = SessionId::random();
+        let ttl = Duration::from_secs(10);
+        store.create(&id, &data("a"), ttl, None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(store.load(&id, ttl).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(store.load(&id, ttl).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(store.len(), 0);
+        assert!(store.load(&id, ttl).await.unwrap().is_none());
+    }
+}

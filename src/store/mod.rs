@@ -1,0 +1,184 @@
+//! The session store: a small trait over where sessions live, and its backends
+//! ([`memory`] for one process, [`upstash`] for Upstash Redis over REST).
+//!
+//! The store speaks in session ids, records and lifetimes; it knows nothing of HTTP, cookies or
+//! signing. Every operation is atomic with respect to the others on the same session: a
+//! deleted session can never be brought back by a concurrent read.
+
+pub mod memory;
+pub mod upstash;
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use memory::MemoryStore;
+pub use upstash::UpstashStore;
+
+/// A boxed error cause, kept for logs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A session id: a random (version 4) UUID.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A fresh random id (122 random bits from the OS generator).
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Parses the canonical lower-case hyphenated form of a version 4 UUID, and nothing else:
+    /// no braces, no upper case, no URN prefix, no other version.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let uuid = Uuid::try_parse(s).ok()?;
+        (uuid.get_version_num() == 4 && uuid.get_variant() == uuid::Variant::RFC4122)
+            .then_some(Self(uuid))
+    }
+
+    /// The canonical text form, without allocating.
+    pub fn encode<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
+        self.0.hyphenated().encode_lower(buf)
+    }
+
+    /// A short, stable, non-reversible tag for logs (first 12 hex digits of SHA-256).
+    pub fn log_tag(&self) -> String {
+        let mut buf = [0u8; 36];
+        let digest = Sha256::digest(self.encode(&mut buf).as_bytes());
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    /// Never prints the id itself: ids are bearer credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.log_tag())
+    }
+}
+
+/// What a session holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// The user name given at login.
+    pub user: String,
+    /// Always `"active"` for a live session.
+    pub status: String,
+    /// Login time, unix seconds.
+    pub created_at: u64,
+    /// End of the absolute lifetime, unix seconds: the session ends then however it is used.
+    pub absolute_expires_at: u64,
+}
+
+/// Outcome of [`SessionStore::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The session was written.
+    Created,
+    /// Another session already has this id; nothing was written for it.
+    IdTaken,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend did not answer within its deadline.
+    #[error("the session store did not answer in time")]
+    Timeout(#[source] BoxError),
+    /// The backend failed or refused the operation.
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// A stored record could not be read back.
+    #[error("a stored session record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Where sessions live.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Writes a new session with expiry `ttl`, unless `id` is taken. When `replaces` is given,
+    /// that session is deleted in the same operation (rotation on login).
+    async fn create(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+        replaces: Option<&SessionId>,
+    ) -> Result<Created, StoreError>;
+
+    /// Reads a session and resets its expiry to `idle_ttl` in one atomic step; `None` when it
+    /// does not exist or has expired. Never re-creates a deleted session.
+    async fn load(
+        &self,
+        id: &SessionId,
+        idle_ttl: Duration,
+    ) -> Result<Option<SessionData>, StoreError>;
+
+    /// Deletes a session; `true` when it existed.
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Every live session of `user`, in no particular order.
+    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError>;
+
+    /// Deletes session `id` only if it belongs to `user`; `true` when it was deleted.
+    async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Deletes every session of `user`; returns how many live sessions were ended.
+    async fn delete_user(&self, user: &str) -> Result<u64, StoreError>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The backend's name, for logs and readiness: `"memory"` or `"upstash"`.
+    fn backend(&self) -> &'static str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_v4_uuids_parse() {
+        let id = SessionId::random();
+        assert_eq!(SessionId::parse(&id.to_string()), Some(id));
+        for bad in [
+            "",
+            "*",
+            "session:*",
+            "not-a-uuid",
+            "6F9619FF-8B86-4011-B42D-00CF4FC964FF",
+            "{6f9619ff-8b86-4011-b42d-00cf4fc964ff}",
+            "6f9619ff8b864011b42d00cf4fc964ff",
+            "6f9619ff-8b86-1011-b42d-00cf4fc964ff",
+            "6f9619ff-8b86-4011-b42d-00cf4fc964f%",
+            "urn:uuid:6f9619ff-8b86-4011-b42d-00cf4fc964ff",
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
+        }
+        assert!(SessionId::parse("6f9619ff-8b86-4011-b42d-00cf4fc964ff").is_some());
+    }
+
+    #[test]
+    fn debug_and_log_tag_never_show_the_id() {
+        let id = SessionId::random();
+        let text = id.to_string();
+        assert!(!format!("{id:?}").contains(&text[..8]));
+        assert_eq!(id.log_tag().len(), 12);
+    }
+}

@@ -1,0 +1,343 @@
+//! The Upstash backend: one Redis key per session and a sorted set per user, each store
+//! operation one REST request where the product needs it.
+//!
+//! Keys: `session:<id>` holds the record as JSON with the idle TTL as its Redis expiry;
+//! `user_sessions:<user>` is a sorted set of that user's session ids scored by their absolute
+//! expiry (unix seconds), pruned by score whenever it is written or read, and itself expiring
+//! with the newest session's absolute lifetime, so it cannot grow without bound.
+//!
+//! | operation | requests | commands |
+//! |---|---|---|
+//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIREAT (+ DEL of a replaced session) |
+//! | load | 1 | GETEX EX |
+//! | delete | 1 | DEL |
+//! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
+//! | delete_user_session | 2 | ZSCORE, then DEL + ZREM |
+//! | delete_user | 1-2 | ZRANGE, then DEL + ZREM |
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+
+use super::{Created, SessionData, SessionId, SessionStore, StoreError};
+use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
+
+/// Sessions in Upstash Redis.
+#[derive(Debug, Clone)]
+pub struct UpstashStore {
+    client: Arc<UpstashClient>,
+}
+
+impl UpstashStore {
+    /// A store over `client`.
+    pub fn new(client: Arc<UpstashClient>) -> Self {
+        Self { client }
+    }
+
+    /// The client, for callers that need raw access (health checks, tools).
+    pub fn client(&self) -> &Arc<UpstashClient> {
+        &self.client
+    }
+}
+
+fn session_key(id: &SessionId) -> String {
+    let mut buf = [0u8; 36];
+    let mut key = String::with_capacity(44);
+    key.push_str("session:");
+    key.push_str(id.encode(&mut buf));
+    key
+}
+
+fn user_key(user: &str) -> String {
+    format!("user_sessions:{user}")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn map_err(error: UpstashError) -> StoreError {
+    match error {
+        UpstashError::Timeout(_) => StoreError::Timeout(Box::new(error)),
+        other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+fn unexpected(what: &str, reply: impl std::fmt::Debug) -> StoreError {
+    StoreError::Unavailable(Box::new(UpstashError::Protocol(format!(
+        "unexpected reply to {what}: {reply:?}"
+    ))))
+}
+
+/// The reply of item `i` of a transaction, or the store error its failure means.
+fn item(items: &mut [Result<Reply, String>], i: usize, what: &str) -> Result<Reply, StoreError> {
+    match items
+        .get_mut(i)
+        .map(|r| std::mem::replace(r, Ok(Reply::Nil)))
+    {
+        Some(Ok(reply)) => Ok(reply),
+        Some(Err(message)) => Err(map_err(UpstashError::Command(format!("{what}: {message}")))),
+        None => Err(unexpected(what, "missing item")),
+    }
+}
+
+fn parse_record(json: &str) -> Result<SessionData, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn ids_of(reply: Reply, what: &str) -> Result<Vec<SessionId>, StoreError> {
+    let items = reply
+        .into_array()
+        .ok_or_else(|| unexpected(what, "not an array"))?;
+    // Members that are not session ids cannot come from us; skip them rather than fail.
+    Ok(items
+        .iter()
+        .filter_map(|m| m.as_str().and_then(SessionId::parse))
+        .collect())
+}
+
+#[async_trait]
+impl SessionStore for UpstashStore {
+    async fn create(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+        replaces: Option<&SessionId>,
+    ) -> Result<Created, StoreError> {
+        let key = session_key(id);
+        let index = user_key(&data.user);
+        let json = serde_json::to_string(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut buf = [0u8; 36];
+        let member = id.encode(&mut buf);
+        let mut commands = vec![
+            Command::new("SET")
+                .arg(key.as_str())
+                .arg(json.as_str())
+                .arg("EX")
+                .int(ttl.as_secs().max(1) as i64)
+                .arg("NX"),
+            Command::new("ZADD")
+                .arg(index.as_str())
+                .int(data.absolute_expires_at as i64)
+                .arg(member),
+            Command::new("ZREMRANGEBYSCORE")
+                .arg(index.as_str())
+                .arg("-inf")
+                .int(unix_now() as i64),
+            Command::new("EXPIREAT")
+                .arg(index.as_str())
+                .int(data.absolute_expires_at as i64),
+        ];
+        if let Some(old) = replaces {
+            commands.push(Command::new("DEL").arg(session_key(old)));
+        }
+        // Every command here is idempotent except SET NX, whose second run finds our own
+        // record: that case is told apart below, so the whole request is retry-safe.
+        let mut items = self
+            .client
+            .transaction(&commands, RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        for i in 1..items.len() {
+            item(&mut items, i, commands[i].name())?;
+        }
+        match item(&mut items, 0, "SET")? {
+            Reply::Str(ok) if ok == "OK" => Ok(Created::Created),
+            Reply::Nil => {
+                // Either a retried attempt already wrote this record, or the id is taken.
+                let existing = self
+                    .client
+                    .command(
+                        &Command::new("GET").arg(key.as_str()),
+                        RetryPolicy::Idempotent,
+                    )
+                    .await
+                    .map_err(map_err)?;
+                if existing.as_str() == Some(json.as_str()) {
+                    return Ok(Created::Created);
+                }
+                // Someone else's session: take the id back out of this user's index.
+                self.client
+                    .command(
+                        &Command::new("ZREM").arg(index.as_str()).arg(member),
+                        RetryPolicy::Idempotent,
+                    )
+                    .await
+                    .map_err(map_err)?;
+                Ok(Created::IdTaken)
+            }
+            other => Err(unexpected("SET", other)),
+        }
+    }
+
+    async fn load(
+        &self,
+        id: &SessionId,
+        idle_ttl: Duration,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let key = session_key(id);
+        let reply = self
+            .client
+            .command(
+                &Command::new("GETEX")
+                    .arg(key.as_str())
+                    .arg("EX")
+                    .int(idle_ttl.as_secs().max(1) as i64),
+                RetryPolicy::Idempotent,
+            )
+            .await
+            .map_err(map_err)?;
+        match reply {
+            Reply::Nil => Ok(None),
+            Reply::Str(json) => parse_record(&json).map(Some),
+            other => Err(unexpected("GETEX", other)),
+        }
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let reply = self
+            .client
+            .command(
+                &Command::new("DEL").arg(session_key(id)),
+                RetryPolicy::Idempotent,
+            )
+            .await
+            .map_err(map_err)?;
+        match reply.as_int() {
+            Some(n) => Ok(n > 0),
+            None => Err(unexpected("DEL", reply)),
+        }
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError> {
+        let index = user_key(user);
+        let commands = [
+            Command::new("ZREMRANGEBYSCORE")
+                .arg(index.as_str())
+                .arg("-inf")
+                .int(unix_now() as i64),
+            Command::new("ZRANGE")
+                .arg(index.as_str())
+                .arg("0")
+                .arg("-1"),
+        ];
+        let mut items = self
+            .client
+            .transaction(&commands, RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        item(&mut items, 0, "ZREMRANGEBYSCORE")?;
+        let ids = ids_of(item(&mut items, 1, "ZRANGE")?, "ZRANGE")?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mget = Command::new("MGET");
+        for id in &ids {
+            mget = mget.arg(session_key(id));
+        }
+        let values = self
+            .client
+            .command(&mget, RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?
+            .into_array()
+            .ok_or_else(|| unexpected("MGET", "not an array"))?;
+        let mut sessions = Vec::with_capacity(ids.len());
+        for (id, value) in ids.into_iter().zip(values) {
+            if let Reply::Str(json) = value {
+                let data = parse_record(&json)?;
+                if data.user == user {
+                    sessions.push((id, data));
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError> {
+        let index = user_key(user);
+        let mut buf = [0u8; 36];
+        let member = id.encode(&mut buf);
+        let score = self
+            .client
+            .command(
+                &Command::new("ZSCORE").arg(index.as_str()).arg(member),
+                RetryPolicy::Idempotent,
+            )
+            .await
+            .map_err(map_err)?;
+        if score.is_nil() {
+            return Ok(false);
+        }
+        let commands = [
+            Command::new("DEL").arg(session_key(id)),
+            Command::new("ZREM").arg(index.as_str()).arg(member),
+        ];
+        let mut items = self
+            .client
+            .transaction(&commands, RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        item(&mut items, 1, "ZREM")?;
+        match item(&mut items, 0, "DEL")?.as_int() {
+            Some(n) => Ok(n > 0),
+            None => Err(unexpected("DEL", "not an integer")),
+        }
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
+        let index = user_key(user);
+        let members = self
+            .client
+            .command(
+                &Command::new("ZRANGE")
+                    .arg(index.as_str())
+                    .arg("0")
+                    .arg("-1"),
+                RetryPolicy::Idempotent,
+            )
+            .await
+            .map_err(map_err)?;
+        let ids = ids_of(members, "ZRANGE")?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Only the members read are removed: a session created meanwhile stays indexed
+        // (and so listed), never orphaned.
+        let mut del = Command::new("DEL");
+        let mut zrem = Command::new("ZREM").arg(index.as_str());
+        for id in &ids {
+            del = del.arg(session_key(id));
+            zrem = zrem.arg(id.to_string());
+        }
+        let mut items = self
+            .client
+            .transaction(&[del, zrem], RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        item(&mut items, 1, "ZREM")?;
+        match item(&mut items, 0, "DEL")?.as_int() {
+            Some(n) => Ok(n.max(0) as u64),
+            None => Err(unexpected("DEL", "not an integer")),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .command(&Command::new("PING"), RetryPolicy::Once)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    fn backend(&self) -> &'static str {
+        "upstash"
+    }
+}

@@ -1,0 +1,20 @@
+//! Logging through `tracing`: human-readable lines by default, one JSON object per line with
+//! `LOG_FORMAT=json`; the level comes from `RUST_LOG` (default `info`).
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::settings::LogFormat;
+
+/// Installs the global subscriber; a second call (tests) is a no-op.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}

@@ -1,0 +1,303 @@
+//! The HTTP side of the client: one shared reqwest `Client` with keep-alive, the auth and
+//! encoding headers, deadlines, retries with backoff and jitter, and the sync token.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::{
+    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
+    StatusCode, Url,
+};
+
+use super::{
+    command::Command,
+    error::UpstashError,
+    reply::{error_message, parse_pipeline_body, parse_single_body, Reply},
+};
+
+const SYNC_TOKEN: &str = "upstash-sync-token";
+const ENCODING: &str = "upstash-encoding";
+
+/// How the client talks to Upstash.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The REST URL, e.g. `https://eu1-example.upstash.io`.
+    pub url: Url,
+    /// The REST token (sent as `Authorization: Bearer`).
+    pub token: String,
+    /// Budget of one call, retries included.
+    pub timeout: Duration,
+    /// Budget of one attempt; a stalled attempt is abandoned and retried within `timeout`.
+    pub attempt_timeout: Duration,
+    /// Most attempts of one retry-safe call.
+    pub max_attempts: u32,
+    /// First backoff delay; doubled each retry, with full jitter.
+    pub backoff_base: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults derived from one total deadline: attempts of a third of it, up to 4 of them.
+    pub fn new(url: Url, token: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            url,
+            token: token.into(),
+            timeout,
+            attempt_timeout: (timeout / 3).max(Duration::from_millis(50)),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Whether a call may be sent again after a failure whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Applying the call twice is harmless (GETEX, DEL, EXPIRE, GET, a checked SET NX).
+    Idempotent,
+    /// One attempt only.
+    Once,
+}
+
+/// A client for one Upstash database. Cheap to share behind an `Arc`; it holds one
+/// connection pool.
+pub struct UpstashClient {
+    http: reqwest::Client,
+    root: Url,
+    pipeline: Url,
+    multi_exec: Url,
+    auth: HeaderValue,
+    config: ClientConfig,
+    /// The latest `upstash-sync-token` seen, sent back on every request.
+    sync_token: Mutex<Option<HeaderValue>>,
+}
+
+impl std::fmt::Debug for UpstashClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstashClient")
+            .field("url", &self.root.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstashClient {
+    /// Builds the client; fails only when the TLS backend cannot start or the token cannot be
+    /// a header.
+    pub fn new(config: ClientConfig) -> Result<Self, UpstashError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
+            .timeout(config.attempt_timeout)
+            .pool_idle_timeout(Duration::from_secs(55))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(UpstashError::Transport)?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token))
+            .map_err(|_| UpstashError::Protocol("the token is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        let base = config.url.as_str().trim_end_matches('/').to_owned();
+        let parse = |suffix: &str| {
+            Url::parse(&format!("{base}/{suffix}"))
+                .map_err(|e| UpstashError::Protocol(format!("invalid URL: {e}")))
+        };
+        Ok(Self {
+            http,
+            root: parse("")?,
+            pipeline: parse("pipeline")?,
+            multi_exec: parse("multi-exec")?,
+            auth,
+            config,
+            sync_token: Mutex::new(None),
+        })
+    }
+
+    /// The configured per-call budget.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    /// Runs one command.
+    pub async fn command(
+        &self,
+        command: &Command<'_>,
+        retry: RetryPolicy,
+    ) -> Result<Reply, UpstashError> {
+        let body = serialize(command)?;
+        let bytes = self.call(&self.root, body, retry).await?;
+        parse_single_body(&bytes, true)
+    }
+
+    /// Runs commands in order in one request (`/pipeline`, not atomic).
+    pub async fn pipeline(
+        &self,
+        commands: &[Command<'_>],
+        retry: RetryPolicy,
+    ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+        let body = serialize(commands)?;
+        let bytes = self.call(&self.pipeline, body, retry).await?;
+        check_len(parse_pipeline_body(&bytes, true)?, commands.len())
+    }
+
+    /// Runs commands atomically in one request (`/multi-exec`).
+    pub async fn transaction(
+        &self,
+        commands: &[Command<'_>],
+        retry: RetryPolicy,
+    ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+        let body = serialize(commands)?;
+        let bytes = self.call(&self.multi_exec, body, retry).await?;
+        check_len(parse_pipeline_body(&bytes, true)?, commands.len())
+    }
+
+    /// Sends `body` to `url` until it succeeds, fails for good, or the budget is spent.
+    async fn call(
+        &self,
+        url: &Url,
+        body: Bytes,
+        retry: RetryPolicy,
+    ) -> Result<Bytes, UpstashError> {
+        let start = Instant::now();
+        let deadline = start + self.config.timeout;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(UpstashError::Timeout(self.config.timeout));
+            }
+            let budget = remaining.min(self.config.attempt_timeout);
+            let outcome = match tokio::time::timeout(budget, self.attempt(url, body.clone())).await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Err(UpstashError::Timeout(budget)),
+            };
+            let error = match outcome {
+                Ok(bytes) => return Ok(bytes),
+                Err(error) => error,
+            };
+            let may_retry = retry == RetryPolicy::Idempotent
+                && error.is_retryable()
+                && attempt < self.config.max_attempts;
+            if !may_retry {
+                return Err(finalize(error, deadline, self.config.timeout));
+            }
+            let delay = error.retry_after().unwrap_or_else(|| self.backoff(attempt));
+            if Instant::now() + delay >= deadline {
+                return Err(finalize(error, deadline, self.config.timeout));
+            }
+            tracing::debug!(
+                attempt,
+                kind = error.kind(),
+                delay_ms = delay.as_millis() as u64,
+                "retrying Upstash call"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn attempt(&self, url: &Url, body: Bytes) -> Result<Bytes, UpstashError> {
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ENCODING, HeaderValue::from_static("base64"))
+            .body(body);
+        if let Some(token) = self.current_sync_token() {
+            request = request.header(SYNC_TOKEN, token);
+        }
+        let response = request.send().await.map_err(UpstashError::Transport)?;
+        let status = response.status();
+        if let Some(token) = response.headers().get(SYNC_TOKEN) {
+            if !token.is_empty() {
+                self.store_sync_token(token.clone());
+            }
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(UpstashError::Transport)?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = error_message(&bytes);
+        Err(match status {
+            StatusCode::UNAUTHORIZED => UpstashError::Unauthorized(message),
+            StatusCode::TOO_MANY_REQUESTS => UpstashError::RateLimited {
+                message,
+                retry_after,
+            },
+            // Redis errors on a single command come back as 400 with `{"error": ...}`.
+            StatusCode::BAD_REQUEST => UpstashError::Command(message),
+            _ => UpstashError::Status {
+                status: status.as_u16(),
+                message,
+            },
+        })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.config.backoff_max);
+        // Full jitter: uniform in [exp/2, exp].
+        let half = exp / 2;
+        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+    }
+
+    fn current_sync_token(&self) -> Option<HeaderValue> {
+        match self.sync_token.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store_sync_token(&self, token: HeaderValue) {
+        match self.sync_token.lock() {
+            Ok(mut guard) => *guard = Some(token),
+            Err(poisoned) => *poisoned.into_inner() = Some(token),
+        }
+    }
+}
+
+/// A failure found with no budget left to retry is reported as the timeout it amounts to
+/// only when the deadline is really spent; otherwise the cause itself is kept.
+fn finalize(error: UpstashError, deadline: Instant, timeout: Duration) -> UpstashError {
+    match error {
+        UpstashError::Timeout(_) if Instant::now() >= deadline => UpstashError::Timeout(timeout),
+        other => other,
+    }
+}
+
+fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, UpstashError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| UpstashError::Protocol(format!("cannot encode command: {e}")))
+}
+
+fn check_len(
+    items: Vec<Result<Reply, String>>,
+    expected: usize,
+) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+    if items.len() == expected {
+        Ok(items)
+    } else {
+        Err(UpstashError::Protocol(format!(
+            "expected {expected} results, got {}",
+            items.len()
+        )))
+    }
+}

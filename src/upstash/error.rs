@@ -1,0 +1,69 @@
+//! The Upstash client's error type, classified for retries and for mapping to HTTP upstream.
+
+use std::time::Duration;
+
+/// Why an Upstash call failed. Texts from Upstash are kept for logs; callers must not show
+/// them to end users.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstashError {
+    /// Connecting, sending or reading failed (refused, reset, DNS, TLS).
+    #[error("could not reach Upstash: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The call did not finish within its deadline (all attempts included).
+    #[error("Upstash did not answer within {0:?}")]
+    Timeout(Duration),
+    /// HTTP 401: the token is wrong or missing (`UPSTASH_REDIS_REST_TOKEN`).
+    #[error("Upstash rejected the token (HTTP 401): {0}")]
+    Unauthorized(String),
+    /// HTTP 429, with the `Retry-After` delay when the server gave one.
+    #[error("Upstash is rate limiting (HTTP 429): {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other non-2xx status (5xx, 400, 405...), with the error text or the raw body.
+    #[error("Upstash answered HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    /// A 2xx answer carrying `{"error": ...}` (a Redis error such as WRONGTYPE or a quota).
+    #[error("Upstash command failed: {0}")]
+    Command(String),
+    /// The body was not JSON, or not the shape the REST API documents.
+    #[error("Upstash reply is not valid: {0}")]
+    Protocol(String),
+}
+
+impl UpstashError {
+    /// Whether another attempt of a retry-safe call may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UpstashError::Transport(_)
+            | UpstashError::Timeout(_)
+            | UpstashError::RateLimited { .. }
+            | UpstashError::Protocol(_) => true,
+            UpstashError::Status { status, .. } => *status >= 500,
+            UpstashError::Unauthorized(_) | UpstashError::Command(_) => false,
+        }
+    }
+
+    /// A short stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstashError::Transport(_) => "transport",
+            UpstashError::Timeout(_) => "timeout",
+            UpstashError::Unauthorized(_) => "unauthorized",
+            UpstashError::RateLimited { .. } => "rate_limited",
+            UpstashError::Status { status, .. } if *status >= 500 => "status_5xx",
+            UpstashError::Status { .. } => "status_4xx",
+            UpstashError::Command(_) => "command",
+            UpstashError::Protocol(_) => "protocol",
+        }
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstashError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

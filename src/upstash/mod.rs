@@ -1,0 +1,13 @@
+//! A thin client for the Upstash Redis REST API: JSON command arrays over HTTPS, typed replies
+//! and errors, timeouts, retries of retry-safe calls, and the `upstash-sync-token`
+//! read-your-writes header. It knows nothing of sessions.
+
+mod client;
+mod command;
+mod error;
+mod reply;
+
+pub use client::{ClientConfig, RetryPolicy, UpstashClient};
+pub use command::Command;
+pub use error::UpstashError;
+pub use reply::{parse_pipeline_body, parse_single_body, Reply};

@@ -1,0 +1,256 @@
+//! Parsing of REST API bodies into typed [`Reply`] values.
+//!
+//! Single commands answer `{"result": X}` or `{"error": "..."}`. Pipelines and transactions
+//! answer an array with one such object per command, or a single error object when a
+//! transaction was discarded. With `Upstash-Encoding: base64` every string in `result` is
+//! base64 except a bare `"OK"`; errors are never encoded.
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use serde_json::Value;
+
+use super::UpstashError;
+
+/// A Redis reply as the REST API carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Str(String),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The string, when this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Reply::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Takes the string out, when this is one.
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Reply::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Reply::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a nil reply.
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Reply::Nil)
+    }
+
+    /// Takes the array out, when this is one.
+    pub fn into_array(self) -> Option<Vec<Reply>> {
+        match self {
+            Reply::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// Parses the body of a 2xx answer to a single command.
+pub fn parse_single_body(body: &[u8], base64: bool) -> Result<Reply, UpstashError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_json(body))?;
+    item(value, base64)?.map_err(UpstashError::Command)
+}
+
+/// Parses the body of a 2xx answer to `/pipeline` or `/multi-exec`: one result per command,
+/// each either a reply or that command's error text.
+pub fn parse_pipeline_body(
+    body: &[u8],
+    base64: bool,
+) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_json(body))?;
+    match value {
+        Value::Array(items) => items.into_iter().map(|v| item(v, base64)).collect(),
+        // A discarded transaction answers one error object.
+        Value::Object(_) => match item(value, base64)? {
+            Err(message) => Err(UpstashError::Command(message)),
+            Ok(_) => Err(UpstashError::Protocol(
+                "expected an array of results".into(),
+            )),
+        },
+        _ => Err(UpstashError::Protocol(
+            "expected an array of results".into(),
+        )),
+    }
+}
+
+/// The error text of a non-2xx body: its `error` field, or the start of the raw body.
+pub(crate) fn error_message(body: &[u8]) -> String {
+    if let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) {
+        if let Some(Value::String(message)) = map.remove("error") {
+            return message;
+        }
+    }
+    snippet(body)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+fn not_json(body: &[u8]) -> UpstashError {
+    UpstashError::Protocol(format!("body is not JSON: {:?}", snippet(body)))
+}
+
+/// One `{"result": X}` or `{"error": "..."}` object.
+fn item(value: Value, base64: bool) -> Result<Result<Reply, String>, UpstashError> {
+    let Value::Object(mut map) = value else {
+        return Err(UpstashError::Protocol(
+            "expected an object with result or error".into(),
+        ));
+    };
+    if let Some(error) = map.remove("error") {
+        return match error {
+            Value::String(message) => Ok(Err(message)),
+            other => Ok(Err(other.to_string())),
+        };
+    }
+    match map.remove("result") {
+        Some(result) => convert(result, base64).map(Ok),
+        None => Err(UpstashError::Protocol(
+            "object has neither result nor error".into(),
+        )),
+    }
+}
+
+fn convert(value: Value, base64: bool) -> Result<Reply, UpstashError> {
+    Ok(match value {
+        Value::Null => Reply::Nil,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Reply::Int(i),
+            None => Reply::Str(n.to_string()),
+        },
+        Value::String(s) if !base64 || s == "OK" => Reply::Str(s),
+        // Like the official JS SDK, keep the raw text when it is not base64 of UTF-8: a
+        // server that ignores the header (or leaves status replies such as PONG unencoded)
+        // still works.
+        Value::String(s) => match STANDARD.decode(s.as_bytes()).map(String::from_utf8) {
+            Ok(Ok(decoded)) => Reply::Str(decoded),
+            _ => Reply::Str(s),
+        },
+        Value::Array(items) => Reply::Array(
+            items
+                .into_iter()
+                .map(|v| convert(v, base64))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Bool(_) | Value::Object(_) => {
+            return Err(UpstashError::Protocol(
+                "a result holds a boolean or an object".into(),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_results_of_every_type_parse() {
+        assert_eq!(
+            parse_single_body(br#"{"result":null}"#, true).unwrap(),
+            Reply::Nil
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":3}"#, true).unwrap(),
+            Reply::Int(3)
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":"OK"}"#, true).unwrap(),
+            Reply::Str("OK".into())
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":"YmFy"}"#, true).unwrap(),
+            Reply::Str("bar".into())
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":"bar"}"#, false).unwrap(),
+            Reply::Str("bar".into())
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":["YQ==",null,["Yg==",7]]}"#, true).unwrap(),
+            Reply::Array(vec![
+                Reply::Str("a".into()),
+                Reply::Nil,
+                Reply::Array(vec![Reply::Str("b".into()), Reply::Int(7)])
+            ])
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_base64_is_kept_as_sent() {
+        assert_eq!(
+            parse_single_body(br#"{"result":"PONG"}"#, true).unwrap(),
+            Reply::Str("PONG".into())
+        );
+        assert_eq!(
+            parse_single_body(br#"{"result":"{\"user\":\"a\"}"}"#, true).unwrap(),
+            Reply::Str(r#"{"user":"a"}"#.into())
+        );
+    }
+
+    #[test]
+    fn an_encoded_ok_from_srh_decodes_to_ok() {
+        assert_eq!(
+            parse_single_body(br#"{"result":"T0s="}"#, true).unwrap(),
+            Reply::Str("OK".into())
+        );
+    }
+
+    #[test]
+    fn error_objects_become_command_errors_and_are_never_decoded() {
+        let err =
+            parse_single_body(br#"{"error":"ERR max requests limit exceeded"}"#, true).unwrap_err();
+        assert!(matches!(err, UpstashError::Command(m) if m == "ERR max requests limit exceeded"));
+    }
+
+    #[test]
+    fn a_non_json_body_is_a_protocol_error() {
+        let err = parse_single_body(b"error code: 1016", true).unwrap_err();
+        assert!(matches!(err, UpstashError::Protocol(_)));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn pipelines_carry_per_item_errors_and_a_discarded_transaction_is_one_error() {
+        let items = parse_pipeline_body(
+            br#"[{"result":"OK"},{"error":"WRONGTYPE x"},{"result":1}]"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            items,
+            vec![
+                Ok(Reply::Str("OK".into())),
+                Err("WRONGTYPE x".into()),
+                Ok(Reply::Int(1))
+            ]
+        );
+        let err = parse_pipeline_body(br#"{"error":"EXECABORT Transaction discarded"}"#, true)
+            .unwrap_err();
+        assert!(matches!(err, UpstashError::Command(m) if m.starts_with("EXECABORT")));
+    }
+
+    #[test]
+    fn error_message_prefers_the_error_field_then_the_raw_body() {
+        assert_eq!(error_message(br#"{"error":"WRONGPASS x"}"#), "WRONGPASS x");
+        assert_eq!(
+            error_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+    }
+}
