@@ -130,8 +130,10 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Reply, UpstashError> {
         let body = serialize(command)?;
-        let bytes = self.call(&self.root, body, retry).await?;
-        parse_single_body(&bytes, true)
+        self.call(&self.root, body, retry, |bytes| {
+            parse_single_body(bytes, true)
+        })
+        .await
     }
 
     /// Runs commands in order in one request (`/pipeline`, not atomic).
@@ -141,8 +143,10 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
         let body = serialize(commands)?;
-        let bytes = self.call(&self.pipeline, body, retry).await?;
-        check_len(parse_pipeline_body(&bytes, true)?, commands.len())
+        self.call(&self.pipeline, body, retry, |bytes| {
+            check_len(parse_pipeline_body(bytes, true)?, commands.len())
+        })
+        .await
     }
 
     /// Runs commands atomically in one request (`/multi-exec`).
@@ -152,17 +156,21 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
         let body = serialize(commands)?;
-        let bytes = self.call(&self.multi_exec, body, retry).await?;
-        check_len(parse_pipeline_body(&bytes, true)?, commands.len())
+        self.call(&self.multi_exec, body, retry, |bytes| {
+            check_len(parse_pipeline_body(bytes, true)?, commands.len())
+        })
+        .await
     }
 
-    /// Sends `body` to `url` until it succeeds, fails for good, or the budget is spent.
-    async fn call(
+    /// Sends `body` to `url` and parses the answer until that succeeds, fails for good, or
+    /// the budget is spent. A body that is not JSON counts as a failed attempt.
+    async fn call<T>(
         &self,
         url: &Url,
         body: Bytes,
         retry: RetryPolicy,
-    ) -> Result<Bytes, UpstashError> {
+        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
+    ) -> Result<T, UpstashError> {
         let start = Instant::now();
         let deadline = start + self.config.timeout;
         let mut attempt: u32 = 0;
@@ -178,8 +186,8 @@ impl UpstashClient {
                 Ok(outcome) => outcome,
                 Err(_) => Err(UpstashError::Timeout(budget)),
             };
-            let error = match outcome {
-                Ok(bytes) => return Ok(bytes),
+            let error = match outcome.and_then(|bytes| parse(&bytes)) {
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             let may_retry = retry == RetryPolicy::Idempotent

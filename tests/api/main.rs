@@ -1,0 +1,9 @@
+//! The API test binary: the whole service over HTTP, on the memory store and on a fake
+//! Upstash, plus the Upstash client against wiremock and the shared store suite.
+
+mod fake_upstash;
+mod helpers;
+
+mod contract;
+mod sessions;
+mod upstash_client;

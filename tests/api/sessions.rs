@@ -1,0 +1,212 @@
+//! A user's sessions: list them, end one, end all; on both stores.
+
+use std::time::Duration;
+
+use crate::helpers::{id_of, json, set_cookie, spawn_app_with, Backend};
+use crate::on_both_backends;
+
+async fn listing_shows_every_live_session_of_the_user_newest_first(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, first) = app.login("alice").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, second) = app.login("alice").await;
+    let (_, _bob) = app.login("bob").await;
+    let response = app.get("/sessions/", Some(&first)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = json(response).await;
+    let sessions = body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{body}");
+    assert_eq!(sessions[0]["session_id"], id_of(&second).as_str());
+    assert_eq!(sessions[0]["current"], false);
+    assert_eq!(sessions[1]["session_id"], id_of(&first).as_str());
+    assert_eq!(sessions[1]["current"], true);
+    assert!(sessions[0]["created_at"].as_u64() > sessions[1]["created_at"].as_u64());
+}
+
+async fn expired_and_logged_out_sessions_are_never_listed(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.session.idle_ttl = Duration::from_secs(1)).await;
+    let (_, short) = app.login("alice").await;
+    let (_, gone) = app.login("alice").await;
+    app.logout(Some(&gone)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_, current) = app.login("alice").await;
+    let body = json(app.get("/sessions", Some(&current)).await).await;
+    let ids: Vec<&str> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![id_of(&current).as_str()]);
+    assert!(!ids.contains(&id_of(&short).as_str()));
+}
+
+async fn listing_needs_a_live_session(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    assert_eq!(app.get("/sessions/", None).await.status(), 403);
+    let bogus = format!("session_id={}", uuid::Uuid::new_v4());
+    assert_eq!(app.get("/sessions/", Some(&bogus)).await.status(), 404);
+}
+
+async fn a_user_can_end_another_of_their_sessions(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, laptop) = app.login("alice").await;
+    let (_, phone) = app.login("alice").await;
+    let response = app
+        .delete(&format!("/sessions/{}", id_of(&phone)), Some(&laptop))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(set_cookie(&response, "session_id").is_none());
+    assert_eq!(json(response).await["message"], "Session ended");
+    assert_eq!(app.profile(Some(&phone)).await.status(), 404);
+    assert_eq!(app.profile(Some(&laptop)).await.status(), 200);
+}
+
+async fn ending_the_current_session_by_id_clears_the_cookie(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    let response = app
+        .delete(&format!("/sessions/{}", id_of(&cookie)), Some(&cookie))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(set_cookie(&response, "session_id")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
+}
+
+async fn another_users_session_cannot_be_ended_or_probed(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, alice) = app.login("alice").await;
+    let (_, bob) = app.login("bob").await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let bobs = id_of(&bob);
+    for target in [bobs.as_str(), unknown.as_str(), "not-a-uuid", "*"] {
+        let response = app
+            .delete(&format!("/sessions/{target}"), Some(&alice))
+            .await;
+        assert_eq!(response.status(), 404, "{target}");
+        assert_eq!(
+            json(response).await["error"],
+            "Session not found or expired"
+        );
+    }
+    assert_eq!(app.profile(Some(&bob)).await.status(), 200);
+}
+
+async fn logout_all_ends_every_session_of_the_user_and_only_theirs(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, a1) = app.login("alice").await;
+    let (_, a2) = app.login("alice").await;
+    let (_, a3) = app.login("alice").await;
+    let (_, bob) = app.login("bob").await;
+    let response = app.post("/logout/all/", Some(&a2)).await;
+    assert_eq!(response.status(), 200);
+    assert!(set_cookie(&response, "session_id")
+        .unwrap()
+        .contains("Max-Age=0"));
+    let body = json(response).await;
+    assert_eq!(body["message"], "Logged out of all sessions");
+    assert_eq!(body["ended"], 3);
+    for cookie in [&a1, &a2, &a3] {
+        assert_eq!(app.profile(Some(cookie)).await.status(), 404);
+    }
+    assert_eq!(app.profile(Some(&bob)).await.status(), 200);
+    assert_eq!(app.post("/logout/all", Some(&a1)).await.status(), 404);
+    assert_eq!(app.post("/logout/all", None).await.status(), 403);
+}
+
+async fn a_session_created_during_logout_all_is_listed_or_ended(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, keeper) = app.login("alice").await;
+    let mut racers = Vec::new();
+    for _ in 0..10 {
+        let (_, cookie) = app.login("alice").await;
+        racers.push(cookie);
+    }
+    let (logout_all, late) = tokio::join!(app.post("/logout/all/", Some(&keeper)), async {
+        let mut late = Vec::new();
+        for _ in 0..5 {
+            late.push(app.login("alice").await.1);
+        }
+        late
+    });
+    assert_eq!(logout_all.status(), 200);
+    // Every session that still answers must be listed.
+    let alive: Vec<&String> = {
+        let mut alive = Vec::new();
+        for cookie in late.iter() {
+            if app.profile(Some(cookie)).await.status() == 200 {
+                alive.push(cookie);
+            }
+        }
+        alive
+    };
+    if let Some(viewer) = alive.first() {
+        let body = json(app.get("/sessions/", Some(viewer)).await).await;
+        let listed: Vec<String> = body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect();
+        for cookie in &alive {
+            assert!(
+                listed.contains(&id_of(cookie)),
+                "a live session is missing from the list"
+            );
+        }
+    }
+    for cookie in &racers {
+        assert_eq!(app.profile(Some(cookie)).await.status(), 404);
+    }
+}
+
+on_both_backends!(
+    listing_shows_every_live_session_of_the_user_newest_first,
+    expired_and_logged_out_sessions_are_never_listed,
+    listing_needs_a_live_session,
+    a_user_can_end_another_of_their_sessions,
+    ending_the_current_session_by_id_clears_the_cookie,
+    another_users_session_cannot_be_ended_or_probed,
+    logout_all_ends_every_session_of_the_user_and_only_theirs,
+    a_session_created_during_logout_all_is_listed_or_ended,
+);
+
+#[tokio::test]
+async fn upstash_costs_one_request_for_login_profile_and_logout_and_few_for_lists() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let fake = app.fake();
+    let (_, other) = app.login("alice").await;
+    fake.reset_counters();
+    let (_, cookie) = app.login("alice").await;
+    assert_eq!(fake.requests(), 1, "login: {:?}", fake.command_names());
+    fake.reset_counters();
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+    assert_eq!(fake.command_names(), vec![vec!["GETEX".to_owned()]]);
+    fake.reset_counters();
+    assert_eq!(app.get("/sessions/", Some(&cookie)).await.status(), 200);
+    assert_eq!(fake.requests(), 3, "list: {:?}", fake.command_names());
+    fake.reset_counters();
+    app.logout(Some(&other)).await;
+    assert_eq!(fake.command_names(), vec![vec!["DEL".to_owned()]]);
+}
+
+#[tokio::test]
+async fn the_upstash_user_index_is_pruned_and_expires() {
+    let app = spawn_app_with(Backend::Upstash, |s| {
+        s.session.absolute_ttl = Duration::from_secs(1);
+    })
+    .await;
+    for _ in 0..5 {
+        app.login("carol").await;
+    }
+    assert_eq!(app.fake().zcard("user_sessions:carol"), 5);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.login("carol").await;
+    // Entries past their absolute lifetime are pruned on the next write.
+    assert_eq!(app.fake().zcard("user_sessions:carol"), 1);
+    let ttl = app.fake().ttl("user_sessions:carol").unwrap();
+    assert!((0..=2).contains(&ttl), "{ttl}");
+}

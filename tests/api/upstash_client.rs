@@ -1,0 +1,347 @@
+//! The Upstash REST client against wiremock: exact request forms, reply and error parsing,
+//! the sync token, timeouts and retries.
+
+use std::time::{Duration, Instant};
+
+use upstash_sessions::upstash::{
+    ClientConfig, Command, Reply, RetryPolicy, UpstashClient, UpstashError,
+};
+use wiremock::{
+    matchers::{body_json, body_string, header, method, path},
+    Mock, MockServer, Request, ResponseTemplate,
+};
+
+fn client(server: &MockServer, timeout_ms: u64) -> UpstashClient {
+    let config = ClientConfig::new(
+        reqwest::Url::parse(&server.uri()).unwrap(),
+        "secret-token",
+        Duration::from_millis(timeout_ms),
+    );
+    UpstashClient::new(config).unwrap()
+}
+
+fn ok(result: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({ "result": result }))
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test]
+async fn a_command_is_posted_as_a_json_array_with_bearer_auth_and_exact_content_type() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(header("authorization", "Bearer secret-token"))
+        .and(header("content-type", "application/json"))
+        .and(header("upstash-encoding", "base64"))
+        .and(body_string(
+            r#"["SET","session:x","{\"a\":1}","EX","900","NX"]"#,
+        ))
+        .respond_with(ok("OK".into()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let reply = client(&server, 1000)
+        .command(
+            &Command::new("SET")
+                .arg("session:x")
+                .arg(r#"{"a":1}"#)
+                .arg("EX")
+                .int(900)
+                .arg("NX"),
+            RetryPolicy::Once,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply, Reply::Str("OK".into()));
+}
+
+#[tokio::test]
+async fn base64_results_are_decoded_and_nulls_and_integers_kept() {
+    let server = MockServer::start().await;
+    Mock::given(body_json(serde_json::json!(["GETEX", "k", "EX", "900"])))
+        .respond_with(ok(b64(r#"{"user":"é😀"}"#).into()))
+        .mount(&server)
+        .await;
+    Mock::given(body_json(serde_json::json!(["GET", "missing"])))
+        .respond_with(ok(serde_json::Value::Null))
+        .mount(&server)
+        .await;
+    Mock::given(body_json(serde_json::json!(["DEL", "k"])))
+        .respond_with(ok(1.into()))
+        .mount(&server)
+        .await;
+    let c = client(&server, 1000);
+    let r = c
+        .command(
+            &Command::new("GETEX").arg("k").arg("EX").int(900),
+            RetryPolicy::Once,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Str(r#"{"user":"é😀"}"#.into()));
+    let r = c
+        .command(&Command::new("GET").arg("missing"), RetryPolicy::Once)
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Nil);
+    let r = c
+        .command(&Command::new("DEL").arg("k"), RetryPolicy::Once)
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Int(1));
+}
+
+#[tokio::test]
+async fn transactions_go_to_multi_exec_and_carry_per_item_errors() {
+    let server = MockServer::start().await;
+    Mock::given(path("/multi-exec"))
+        .and(body_json(serde_json::json!([
+            ["SET", "a", "1"],
+            ["INCR", "a"]
+        ])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"result": "OK"}, {"error": "ERR value is not an integer"}
+        ])))
+        .mount(&server)
+        .await;
+    let items = client(&server, 1000)
+        .transaction(
+            &[
+                Command::new("SET").arg("a").arg("1"),
+                Command::new("INCR").arg("a"),
+            ],
+            RetryPolicy::Once,
+        )
+        .await
+        .unwrap();
+    assert_eq!(items[0], Ok(Reply::Str("OK".into())));
+    assert_eq!(items[1], Err("ERR value is not an integer".into()));
+}
+
+#[tokio::test]
+async fn a_discarded_transaction_is_one_command_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/multi-exec"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(serde_json::json!({"error": "EXECABORT Transaction discarded"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 1000)
+        .transaction(&[Command::new("BOGUS")], RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Command(m) if m.contains("EXECABORT")));
+}
+
+#[tokio::test]
+async fn the_sync_token_of_each_response_is_sent_with_the_next_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(|req: &Request| {
+            let seen = req
+                .headers
+                .get("upstash-sync-token")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let next = format!(
+                "token-after-{}",
+                if seen.is_empty() { "none" } else { &seen }
+            );
+            ResponseTemplate::new(200)
+                .insert_header("upstash-sync-token", next.as_str())
+                .set_body_json(serde_json::json!({ "result": b64(&seen) }))
+        })
+        .mount(&server)
+        .await;
+    let c = client(&server, 1000);
+    let ping = Command::new("PING");
+    let first = c.command(&ping, RetryPolicy::Once).await.unwrap();
+    let second = c.command(&ping, RetryPolicy::Once).await.unwrap();
+    let third = c.command(&ping, RetryPolicy::Once).await.unwrap();
+    assert_eq!(first, Reply::Str(String::new()));
+    assert_eq!(second, Reply::Str("token-after-none".into()));
+    assert_eq!(third, Reply::Str("token-after-token-after-none".into()));
+}
+
+#[tokio::test]
+async fn a_500_is_retried_for_idempotent_commands() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("oops"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(1.into()))
+        .mount(&server)
+        .await;
+    let r = client(&server, 2000)
+        .command(&Command::new("DEL").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Int(1));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_call_marked_once_is_never_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 2000)
+        .command(&Command::new("INCR").arg("k"), RetryPolicy::Once)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Status { status: 503, .. }));
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_retry_after_delay() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(serde_json::json!({"error": "ERR max requests limit exceeded"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(1.into()))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let r = client(&server, 3000)
+        .command(&Command::new("DEL").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Int(1));
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_fails_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 1000)
+        .command(&Command::new("DEL").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::RateLimited { .. }));
+}
+
+#[tokio::test]
+async fn a_401_is_unauthorized_and_never_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                serde_json::json!({"error": "WRONGPASS invalid or missing auth token"}),
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 1000)
+        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Unauthorized(m) if m.starts_with("WRONGPASS")));
+}
+
+#[tokio::test]
+async fn a_400_redis_error_is_a_command_error_and_never_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(serde_json::json!({"error": "ERR DB capacity quota exceeded"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 1000)
+        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Command(m) if m.contains("quota")));
+}
+
+#[tokio::test]
+async fn a_non_json_200_body_is_retried_then_reported() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("error code: 1016"))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let err = client(&server, 3000)
+        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Protocol(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_stalled_upstash_fails_within_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok(1.into()).set_delay(Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let err = client(&server, 600)
+        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, UpstashError::Timeout(_)), "{err}");
+    assert!(took >= Duration::from_millis(550), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_transport_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = ClientConfig::new(
+        reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        "t",
+        Duration::from_millis(500),
+    );
+    let err = UpstashClient::new(config)
+        .unwrap()
+        .command(&Command::new("PING"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstashError::Transport(_) | UpstashError::Timeout(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_debug_output() {
+    let server = MockServer::start().await;
+    let c = client(&server, 1000);
+    assert!(!format!("{c:?}").contains("secret-token"));
+}
