@@ -156,6 +156,13 @@ impl FakeUpstash {
         self.state().string(key).ok().flatten()
     }
 
+    /// A responder that applies a request to this fake's state, for tests that wrap it (for
+    /// example: apply the command, then lose the answer).
+    pub fn applier(&self) -> impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static {
+        let state = Arc::clone(&self.state);
+        move |req: &Request| handle(&state, req)
+    }
+
     /// Plants a string value without TTL (for corrupt-record tests).
     pub fn set_raw(&self, key: &str, value: &str) {
         self.state().insert(key, Data::Str(value.to_owned()), None);
@@ -367,6 +374,7 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
     st.purge();
     let key = args.get(1).map(String::as_str).unwrap_or_default();
     let upper = |i: usize| args[i].to_ascii_uppercase();
+    let keys = args[1..].iter();
     match name.as_str() {
         "PING" => Ok(json!(args.get(1).map_or("PONG", String::as_str))),
         "GET" => Ok(json!(st.string(key)?)),
@@ -407,20 +415,9 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             }
             Ok(json!(value))
         }
-        "DEL" => Ok(json!(args[1..]
-            .iter()
-            .filter(|k| st.keys.remove(*k).is_some())
-            .count())),
-        "EXISTS" => Ok(json!(args[1..]
-            .iter()
-            .filter(|k| st.keys.contains_key(*k))
-            .count())),
-        "MGET" => Ok(Json::Array(
-            args[1..]
-                .iter()
-                .map(|k| json!(st.string(k).ok().flatten()))
-                .collect(),
-        )),
+        "DEL" => Ok(json!(keys.filter(|k| st.keys.remove(*k).is_some()).count())),
+        "EXISTS" => Ok(json!(keys.filter(|k| st.keys.contains_key(*k)).count())),
+        "MGET" => Ok(keys.map(|k| json!(st.string(k).ok().flatten())).collect()),
         "EXPIRE" | "EXPIREAT" => {
             let ms = int(&args[2])?.checked_mul(1000).ok_or_else(|| {
                 let lower = args[0].to_ascii_lowercase();
@@ -509,14 +506,10 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             Ok(Json::Array(out))
         }
         "ZREMRANGEBYSCORE" => {
-            let bound = |s: &str| -> Result<(f64, bool), String> {
-                let (text, exclusive) = match s.strip_prefix('(') {
-                    Some(rest) => (rest, true),
-                    None => (s, false),
-                };
-                float(text)
-                    .map(|v| (v, exclusive))
-                    .map_err(|_| "ERR min or max is not a float".to_string())
+            let bound = |s: &str| {
+                let open = s.strip_prefix('(');
+                let value = float(open.unwrap_or(s)).map_err(|_| "ERR min or max is not a float");
+                Ok::<_, String>((value?, open.is_some()))
             };
             let ((min, min_ex), (max, max_ex)) = (bound(&args[2])?, bound(&args[3])?);
             let Some(z) = st.zset(key)? else {
@@ -532,10 +525,10 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             st.drop_if_empty(key);
             Ok(json!(removed))
         }
-        "ZSCORE" => Ok(json!(st
-            .zset(key)?
-            .and_then(|z| z.get(&args[2]).copied())
-            .map(score_str))),
+        "ZSCORE" => {
+            let score = st.zset(key)?.and_then(|z| z.get(&args[2]).copied());
+            Ok(json!(score.map(score_str)))
+        }
         "ZCARD" => Ok(json!(st.zset(key)?.map_or(0, |z| z.len()))),
         _ => Err(format!("ERR unknown command '{}'", args[0])),
     }
@@ -543,43 +536,48 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
 
 // ---- Tests of the fake itself, over real HTTP. ----
 
-async fn post(fake: &FakeUpstash, path: &str, body: Json, base64: bool) -> (u16, Json) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}{path}", fake.uri()))
-        .header("Authorization", format!("Bearer {FAKE_TOKEN}"))
-        .header("Content-Type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap());
-    if base64 {
-        request = request.header("Upstash-Encoding", "base64");
+const AUTH: (&str, &str) = ("Authorization", "Bearer test-token");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// POSTs `body` with exactly `headers`; answers the status, the JSON body and the sync token.
+async fn send(
+    fake: &FakeUpstash,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Json, String) {
+    let mut request = reqwest::Client::new().post(format!("{}{path}", fake.uri()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
-    )
+    let response = request.body(body.to_owned()).send().await.unwrap();
+    let token = response.headers()["upstash-sync-token"].to_str().unwrap();
+    let (status, token) = (response.status().as_u16(), token.to_owned());
+    let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    (status, body, token)
+}
+
+async fn post(fake: &FakeUpstash, path: &str, body: Json) -> (u16, Json) {
+    let (status, body, _) = send(fake, path, &body.to_string(), &[AUTH, JSON]).await;
+    (status, body)
 }
 
 /// `redis!(fake, [command..] => result)`: one command on `POST /` answers 200 `{"result": ..}`.
 macro_rules! redis {
     ($fake:expr, $cmd:tt => $result:tt) => {
-        assert_eq!(
-            post(&$fake, "/", json!($cmd), false).await,
-            (200, json!({ "result": $result })),
-            "{}",
-            json!($cmd)
-        )
+        let expected = (200, json!({ "result": $result }));
+        assert_eq!(post(&$fake, "/", json!($cmd)).await, expected, "{}", json!($cmd))
     };
 }
 
 #[tokio::test]
 async fn fake_upstash_expires_keys_and_honours_nx() {
     let fake = FakeUpstash::start().await;
-    redis!(fake, ["SET", "k", "v", "PX", 150] => "OK");
+    redis!(fake, ["SET", "k", "v", "PX", 400] => "OK");
     redis!(fake, ["set", "k", "w", "NX"] => null);
     redis!(fake, ["GET", "k"] => "v");
     assert_eq!(fake.ttl("k"), Some(1));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!fake.exists("k"));
     redis!(fake, ["TTL", "k"] => (-2));
     redis!(fake, ["SET", "k", "w", "NX", "EX", "900"] => "OK");
@@ -615,9 +613,9 @@ async fn fake_upstash_orders_and_trims_sorted_sets() {
     redis!(fake, ["ZREM", "z", "c", "d", "x"] => 2);
     assert!(!fake.exists("z"), "an emptied sorted set is deleted");
     fake.set_raw("s", "plain");
-    let wrong = post(&fake, "/", json!(["ZCARD", "s"]), false).await;
+    let wrong = post(&fake, "/", json!(["ZCARD", "s"])).await;
     assert_eq!(wrong, (400, error(WRONGTYPE)));
-    let wrong = post(&fake, "/", json!(["ZADD", "s", "x", "m"]), false).await;
+    let wrong = post(&fake, "/", json!(["ZADD", "s", "x", "m"])).await;
     assert_eq!(wrong, (400, error(NOT_FLOAT)));
     redis!(fake, ["DEL", "s", "z", "s"] => 1);
 }
@@ -625,15 +623,9 @@ async fn fake_upstash_orders_and_trims_sorted_sets() {
 #[tokio::test]
 async fn fake_upstash_speaks_pipelines_base64_auth_and_errors() {
     let fake = FakeUpstash::start().await;
-    let body = json!([
-        ["SET", "a", "1"],
-        ["MGET", "a", "b"],
-        ["PING"],
-        ["NOPE"],
-        ["GET"]
-    ]);
-    let (status, reply) = post(&fake, "/pipeline", body, true).await;
-    assert_eq!(status, 200);
+    let body = r#"[["SET","a","1"],["MGET","a","b"],["PING"],["NOPE"],["GET"]]"#;
+    let base64 = ("Upstash-Encoding", "base64");
+    let (status, reply, token) = send(&fake, "/pipeline", body, &[AUTH, JSON, base64]).await;
     let expected = json!([
         {"result": "OK"},
         {"result": ["MQ==", null]},
@@ -641,42 +633,23 @@ async fn fake_upstash_speaks_pipelines_base64_auth_and_errors() {
         {"error": "ERR unknown command 'NOPE'"},
         {"error": "ERR wrong number of arguments for 'get' command"}
     ]);
-    assert_eq!(reply, expected);
-    let body = json!([["DEL", "a"], ["EXISTS", "a"]]);
-    let reply = post(&fake, "/multi-exec", body, false).await;
+    assert_eq!((status, reply, token.as_str()), (200, expected, "fake-1"));
+    let reply = post(&fake, "/multi-exec", json!([["DEL", "a"], ["EXISTS", "a"]])).await;
     assert_eq!(reply, (200, json!([{"result": 1}, {"result": 0}])));
-    let body = json!([["SET", "a", "2"], ["BOGUS"]]);
-    assert_eq!(post(&fake, "/multi-exec", body, false).await.0, 400);
+    let reply = post(&fake, "/multi-exec", json!([["SET", "a", "2"], ["BOGUS"]])).await;
+    assert_eq!(reply.0, 400);
     assert!(!fake.exists("a"), "a discarded transaction runs nothing");
     assert_eq!(fake.commands(), 7);
     assert_eq!(fake.command_names()[2], vec!["SET", "BOGUS"]);
 
-    let http = reqwest::Client::new();
-    let unauthorized = http
-        .post(fake.uri())
-        .header("Content-Type", "application/json")
-        .header("upstash-sync-token", "fake-2")
-        .body(r#"["PING"]"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthorized.status().as_u16(), 401);
-    assert_eq!(unauthorized.headers()["upstash-sync-token"], "fake-4");
+    let sync = ("upstash-sync-token", "fake-2");
+    let (status, _, token) = send(&fake, "/", r#"["PING"]"#, &[JSON, sync]).await;
+    assert_eq!((status, token.as_str()), (401, "fake-4"));
     assert_eq!(fake.last_sync_token_received().as_deref(), Some("fake-2"));
-    for (content_type, body) in [
-        ("application/json", "[\"SET\", {"),
-        ("text/plain", "[\"PING\"]"),
-    ] {
-        let response = http
-            .post(fake.uri())
-            .header("Authorization", format!("Bearer {FAKE_TOKEN}"))
-            .header("Content-Type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 400);
-    }
+    let (status, reply, _) = send(&fake, "/", r#"["SET", {"#, &[AUTH, JSON]).await;
+    assert_eq!((status, reply), (400, error("ERR failed to parse command")));
+    let text = ("Content-Type", "text/plain");
+    assert_eq!(send(&fake, "/", r#"["PING"]"#, &[AUTH, text]).await.0, 400);
     assert_eq!(fake.requests(), 3);
     fake.reset_counters();
     let counters = (fake.requests(), fake.commands(), fake.command_names().len());

@@ -5,5 +5,6 @@ mod fake_upstash;
 mod helpers;
 
 mod contract;
+mod failures;
 mod sessions;
 mod upstash_client;

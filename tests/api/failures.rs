@@ -1,0 +1,384 @@
+//! Failing well: Upstash faults, bad input, limits, races. Upstash faults are injected with
+//! higher-priority wiremock mocks in front of the fake Upstash.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use wiremock::{matchers::method, Mock, ResponseTemplate};
+
+use crate::helpers::{
+    json, spawn_app_with, spawn_with_settings, test_settings, upstash_settings, Backend,
+};
+use crate::on_both_backends;
+
+/// Makes the next `n` Upstash requests answer `template`.
+async fn fail_next(app: &crate::helpers::TestApp, n: u64, template: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .respond_with(template)
+        .up_to_n_times(n)
+        .with_priority(1)
+        .mount(&app.fake().server)
+        .await;
+}
+
+#[tokio::test]
+async fn every_flow_succeeds_when_each_first_upstash_attempt_fails_with_500() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    for _ in 0..5 {
+        fail_next(&app, 1, ResponseTemplate::new(500).set_body_string("boom")).await;
+        let (_, cookie) = app.login("alice").await;
+        fail_next(&app, 1, ResponseTemplate::new(500)).await;
+        assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+        fail_next(&app, 1, ResponseTemplate::new(502)).await;
+        assert_eq!(app.logout(Some(&cookie)).await.status(), 200);
+        assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
+    }
+}
+
+#[tokio::test]
+async fn a_login_whose_first_attempt_committed_but_lost_its_answer_still_succeeds() {
+    // The first transaction reaches "Upstash" and is applied, but its answer is lost (the
+    // client times out); the retry finds its own record and must count as success.
+    let app = spawn_app_with(Backend::Upstash, |s| {
+        s.upstash_timeout = Duration::from_millis(1500)
+    })
+    .await;
+    let fake = app.fake();
+    let apply = fake.applier();
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = committed.clone();
+    // Apply the request to the fake, then stall past the attempt budget: the answer is lost.
+    Mock::given(method("POST"))
+        .respond_with(move |req: &wiremock::Request| {
+            apply(req);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(5))
+        })
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    let (response, cookie) = app.login("alice").await;
+    assert_eq!(response.status(), 200);
+    assert!(committed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    fail_next(
+        &app,
+        1,
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_body_json(serde_json::json!({"error": "ERR max requests limit exceeded"})),
+    )
+    .await;
+    let (_, cookie) = app.login("alice").await;
+    fail_next(
+        &app,
+        1,
+        ResponseTemplate::new(429).insert_header("retry-after", "1"),
+    )
+    .await;
+    let started = Instant::now();
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_stalled_upstash_gives_a_json_504_within_the_deadline() {
+    let app = spawn_app_with(Backend::Upstash, |s| {
+        s.upstash_timeout = Duration::from_millis(600)
+    })
+    .await;
+    let (_, cookie) = app.login("alice").await;
+    fail_next(
+        &app,
+        100,
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
+    )
+    .await;
+    let started = Instant::now();
+    let response = app.profile(Some(&cookie)).await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert_eq!(json(response).await["error"], "session store timed out");
+    assert!(took >= Duration::from_millis(550), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_non_json_upstash_body_is_retried_and_then_a_503() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    fail_next(
+        &app,
+        1,
+        ResponseTemplate::new(200).set_body_string("error code: 1016"),
+    )
+    .await;
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+    fail_next(
+        &app,
+        100,
+        ResponseTemplate::new(200).set_body_string("<html>"),
+    )
+    .await;
+    let response = app.profile(Some(&cookie)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(json(response).await["error"], "session store unavailable");
+}
+
+#[tokio::test]
+async fn upstash_error_texts_never_reach_the_client() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    for (status, text) in [
+        (
+            400,
+            "ERR max requests limit exceeded. Limit: 500000, Usage: 500000",
+        ),
+        (401, "WRONGPASS invalid or missing auth token"),
+        (500, "SRH: Unable to connect to the Redis server"),
+    ] {
+        fail_next(
+            &app,
+            10,
+            ResponseTemplate::new(status).set_body_json(serde_json::json!({ "error": text })),
+        )
+        .await;
+        let response = app.profile(Some(&cookie)).await;
+        assert_eq!(response.status(), 503, "{text}");
+        let body = response.text().await.unwrap();
+        assert_eq!(body, r#"{"error":"session store unavailable"}"#);
+        app.fake().server.reset().await;
+        // Re-mount the fake after the reset.
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_an_opaque_500() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    let id = crate::helpers::id_of(&cookie);
+    app.fake()
+        .set_raw(&format!("session:{id}"), "{not json at all");
+    let response = app.profile(Some(&cookie)).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"error":"internal server error"}"#
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_upstash_gives_503_and_the_service_still_starts() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut settings = test_settings(None);
+    settings.upstash = Some(upstash_settings(&format!("http://127.0.0.1:{port}"), "t"));
+    settings.upstash_timeout = Duration::from_millis(500);
+    let app = spawn_with_settings(settings, None).await;
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    let ready = app.get("/readyz", None).await;
+    assert!(matches!(ready.status().as_u16(), 503 | 504));
+    let response = app.post_login(r#"{"username":"alice"}"#, None).await;
+    assert!(matches!(response.status().as_u16(), 503 | 504));
+    assert!(json(response).await["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("session store"));
+}
+
+#[tokio::test]
+async fn a_rejected_token_stops_the_service_at_start_naming_the_variable() {
+    let fake = crate::fake_upstash::FakeUpstash::start().await;
+    let mut settings = test_settings(None);
+    settings.upstash = Some(upstash_settings(&fake.uri(), "wrong-token"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let error = upstash_sessions::startup::Application::build_with_listener(settings, listener)
+        .await
+        .err()
+        .expect("start-up must fail");
+    let text = error.to_string();
+    assert!(text.contains("UPSTASH_REDIS_REST_TOKEN"), "{text}");
+    assert!(!text.contains("wrong-token"), "{text}");
+    assert!(!text.contains('\n'));
+}
+
+#[tokio::test]
+async fn readyz_reports_the_store() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let body = json(app.get("/readyz", None).await).await;
+    assert_eq!(body["store"], "upstash");
+    let app = spawn_app_with(Backend::Memory, |_| {}).await;
+    let body = json(app.get("/readyz", None).await).await;
+    assert_eq!(body["store"], "memory");
+}
+
+async fn login_bodies_are_validated_with_json_errors(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let cases: Vec<(Option<&str>, String, u16, &str)> = vec![
+        (None, r#"{"username":"a"}"#.into(), 415, "Content-Type"),
+        (
+            Some("text/plain"),
+            r#"{"username":"a"}"#.into(),
+            415,
+            "Content-Type",
+        ),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "username=a".into(),
+            415,
+            "Content-Type",
+        ),
+        (
+            Some("application/json"),
+            format!(r#"{{"username":"{}"}}"#, "a".repeat(5000)),
+            413,
+            "larger than 4096",
+        ),
+        (
+            Some("application/json"),
+            r#"{"username":"#.into(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            Some("application/json"),
+            "not json".into(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            Some("application/json"),
+            r#"{"username":5}"#.into(),
+            422,
+            "invalid type",
+        ),
+        (
+            Some("application/json"),
+            r#"{"name":"a"}"#.into(),
+            422,
+            "missing field `username`",
+        ),
+        (Some("application/json"), "[]".into(), 422, "invalid"),
+        (
+            Some("application/json"),
+            r#"{"username":"   "}"#.into(),
+            422,
+            "username must not be empty",
+        ),
+        (
+            Some("application/json"),
+            format!(r#"{{"username":"{}"}}"#, "é".repeat(129)),
+            422,
+            "at most 128",
+        ),
+        (
+            Some("application/json"),
+            r#"{"username":"a\u0007b"}"#.into(),
+            422,
+            "control characters",
+        ),
+    ];
+    for (content_type, body, status, needle) in cases {
+        let mut request = app.http.post(app.url("/login/")).body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{content_type:?} {body:.60}"
+        );
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let error = json(response).await["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(needle), "{error} lacks {needle}");
+    }
+    assert_eq!(app.upstash_requests(), 0);
+    // And a good body still works.
+    app.login("  alice  ").await;
+}
+
+async fn hostile_cookies_are_404_and_cost_no_upstash_request(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let id = uuid::Uuid::new_v4();
+    let long = "a".repeat(3000);
+    for value in [
+        "*",
+        "session:*",
+        "%2A",
+        "6f9619ff-8b86-4011-b42d-00cf4fc964ff%00",
+        &format!("{id}"),
+        &format!("{id}.AAAA"),
+        &format!("{id}.{}", "A".repeat(43)),
+        &long,
+        "a b",
+        "../../etc",
+    ] {
+        let cookie = format!("session_id={value}");
+        let response = app.profile(Some(&cookie)).await;
+        assert_eq!(response.status(), 404, "{value:.40}");
+    }
+    assert_eq!(app.upstash_requests(), 0);
+}
+
+async fn oversized_headers_are_refused_with_a_4xx(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let response = app
+        .http
+        .get(app.url("/profile/"))
+        .header("cookie", format!("session_id={}", "a".repeat(64 * 1024)))
+        .send()
+        .await;
+    match response {
+        Ok(response) => assert!(response.status().is_client_error(), "{}", response.status()),
+        // The server may also close the connection after answering 431.
+        Err(error) => assert!(
+            error.is_request() || error.is_connect() || error.is_body(),
+            "{error}"
+        ),
+    }
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
+
+async fn hundreds_of_concurrent_logins_give_distinct_sessions_that_all_read_back(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let logins = join_all((0..300).map(|i| {
+        let app = &app;
+        async move { app.login(&format!("user{}", i % 7)).await.1 }
+    }))
+    .await;
+    let distinct: std::collections::HashSet<_> = logins.iter().collect();
+    assert_eq!(distinct.len(), 300);
+    let reads = join_all(logins.iter().map(|c| app.profile(Some(c)))).await;
+    assert!(reads.iter().all(|r| r.status() == 200));
+}
+
+async fn a_profile_read_racing_a_logout_never_brings_the_session_back(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    for _ in 0..40 {
+        let (_, cookie) = app.login("alice").await;
+        let (_, _, _) = tokio::join!(
+            app.profile(Some(&cookie)),
+            app.logout(Some(&cookie)),
+            app.profile(Some(&cookie)),
+        );
+        assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
+    }
+}
+
+on_both_backends!(
+    login_bodies_are_validated_with_json_errors,
+    hostile_cookies_are_404_and_cost_no_upstash_request,
+    oversized_headers_are_refused_with_a_4xx,
+    hundreds_of_concurrent_logins_give_distinct_sessions_that_all_read_back,
+    a_profile_read_racing_a_logout_never_brings_the_session_back,
+);
