@@ -4,7 +4,9 @@
 mod fake_upstash;
 mod helpers;
 
+mod binary;
 mod contract;
 mod failures;
+mod security;
 mod sessions;
 mod upstash_client;

@@ -1,0 +1,207 @@
+//! The real binary: start-up errors, logs without secrets, graceful shutdown on SIGTERM.
+
+use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use wiremock::{matchers::method, Mock, ResponseTemplate};
+
+use crate::fake_upstash::{FakeUpstash, FAKE_TOKEN};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary with a clean environment plus `vars`, run in an empty directory so no `.env`
+/// is picked up.
+fn binary(vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_upstash-sessions"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command
+}
+
+fn stop(child: &mut Child) -> (Option<i32>, String) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the binary did not start");
+}
+
+#[test]
+fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
+    for (vars, needle) in [
+        (vec![("PORT", "eighty")], "PORT=\"eighty\" is invalid"),
+        (vec![("SESSION_TTL_SECONDS", "0")], "SESSION_TTL_SECONDS"),
+        (
+            vec![("UPSTASH_REDIS_REST_URL", "https://x.upstash.io")],
+            "UPSTASH_REDIS_REST_TOKEN is not set",
+        ),
+        (
+            vec![("SESSION_SECRET", "short")],
+            "SESSION_SECRET is invalid",
+        ),
+    ] {
+        let output = binary(&vars).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{vars:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[tokio::test]
+async fn logs_never_carry_session_ids_cookies_or_the_token() {
+    let fake = FakeUpstash::start().await;
+    let port = free_port().to_string();
+    let mut child = binary(&[
+        ("PORT", &port),
+        ("RUST_LOG", "trace"),
+        ("UPSTASH_REDIS_REST_URL", &fake.uri()),
+        ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
+    ])
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    let cookie = crate::helpers::session_cookie(&login).unwrap();
+    let id = crate::helpers::id_of(&cookie);
+    for path in ["/profile/", "/sessions/"] {
+        client
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .get(format!("{base}/profile/"))
+        .header("cookie", "session_id=forged")
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/logout/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let (status, logs) = stop(&mut child);
+    assert_eq!(status, Some(0), "{logs}");
+    assert!(logs.contains("session_created"), "{logs}");
+    assert!(logs.contains("cookie_rejected"), "{logs}");
+    assert!(!logs.contains(&id), "a session id leaked into the logs");
+    assert!(
+        !logs.contains(&id.replace('-', "")),
+        "a session id leaked into the logs"
+    );
+    assert!(!logs.contains(FAKE_TOKEN), "the token leaked into the logs");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let fake = FakeUpstash::start().await;
+    let port = free_port().to_string();
+    let mut child = binary(&[
+        ("PORT", &port),
+        ("UPSTASH_REDIS_REST_URL", &fake.uri()),
+        ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
+    ])
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    let cookie = crate::helpers::session_cookie(&login).unwrap();
+    // The next Upstash answer takes 0.6 s (under the 1 s attempt budget): the profile read is in flight when SIGTERM comes.
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"result": null}))
+                .set_delay(Duration::from_millis(600)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/profile/");
+        async move { client.get(url).header("cookie", cookie).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, logs) = tokio::task::spawn_blocking(move || stop(&mut child))
+        .await
+        .unwrap();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(
+        response.status(),
+        404,
+        "the delayed answer said: no such session"
+    );
+    assert_eq!(status, Some(0), "{logs}");
+}

@@ -1,0 +1,194 @@
+//! The secure lifecycle: signed cookies and key rotation, absolute lifetime, rotation on
+//! login, cookie attributes.
+
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use crate::fake_upstash::FakeUpstash;
+use crate::helpers::{
+    id_of, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings, Backend,
+};
+use crate::on_both_backends;
+
+const SECRET_A: &str = "secret-a-secret-a-secret-a-secret-a-0001";
+const SECRET_B: &str = "secret-b-secret-b-secret-b-secret-b-0002";
+
+async fn a_tampered_cookie_is_404_and_costs_no_store_request(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    let requests = app.upstash_requests();
+    let (name_id, tag) = cookie.split_once('.').unwrap();
+    // Another id with the same tag, and the same id with a flipped tag bit.
+    let other_id = format!("session_id={}.{tag}", uuid::Uuid::new_v4());
+    let mut flipped = tag.to_owned().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{name_id}.{}", String::from_utf8(flipped).unwrap());
+    for forged in [other_id, flipped, format!("session_id={}", id_of(&cookie))] {
+        assert_eq!(app.profile(Some(&forged)).await.status(), 404, "{forged}");
+    }
+    assert_eq!(app.upstash_requests(), requests);
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+}
+
+async fn the_absolute_lifetime_ends_a_session_in_use(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.absolute_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let (_, cookie) = app.login("alice").await;
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_millis(4000) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        statuses.push((
+            started.elapsed(),
+            app.profile(Some(&cookie)).await.status().as_u16(),
+        ));
+    }
+    assert_eq!(statuses[0].1, 200, "{statuses:?}");
+    let first_404 = statuses
+        .iter()
+        .position(|(_, s)| *s == 404)
+        .expect("it must end");
+    assert!(
+        statuses[first_404].0 <= Duration::from_millis(3600),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_404..].iter().all(|(_, s)| *s == 404),
+        "{statuses:?}"
+    );
+    if let Some(fake) = &app.upstash {
+        assert!(!fake.exists(&format!("session:{}", id_of(&cookie))));
+    }
+}
+
+async fn profile_refreshes_the_cookie_max_age(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.session.idle_ttl = Duration::from_secs(600)).await;
+    let (_, cookie) = app.login("alice").await;
+    let response = app.profile(Some(&cookie)).await;
+    let header = set_cookie(&response, "session_id").unwrap();
+    assert!(header.contains("Max-Age=600"), "{header}");
+    assert_eq!(session_cookie(&response).unwrap(), cookie);
+}
+
+async fn the_cookie_max_age_never_outlives_the_absolute_lifetime(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.absolute_ttl = Duration::from_secs(60);
+    })
+    .await;
+    let (response, _) = app.login("alice").await;
+    let header = set_cookie(&response, "session_id").unwrap();
+    let max_age: u64 = header
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&max_age), "{header}");
+}
+
+async fn the_cookie_name_and_samesite_are_configurable(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.cookie.name = "__Host-sid".into();
+        s.cookie.same_site = actix_web::cookie::SameSite::Strict;
+    })
+    .await;
+    let response = app.post_login(r#"{"username":"alice"}"#, None).await;
+    let header = set_cookie(&response, "__Host-sid").expect("named cookie");
+    for attribute in ["SameSite=Strict", "Secure", "Path=/", "HttpOnly"] {
+        assert!(header.contains(attribute), "{header}");
+    }
+    assert!(!header.contains("Domain="));
+    let pair = header.split(';').next().unwrap().to_owned();
+    assert_eq!(app.profile(Some(&pair)).await.status(), 200);
+    // The default name is not read any more.
+    let renamed = pair.replacen("__Host-sid", "session_id", 1);
+    assert_eq!(app.profile(Some(&renamed)).await.status(), 403);
+    let logout = app.logout(Some(&pair)).await;
+    assert!(set_cookie(&logout, "__Host-sid")
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+async fn a_forged_cookie_among_several_does_not_hide_the_real_one(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    let both = format!("session_id=forged; {cookie}; theme=dark");
+    assert_eq!(app.profile(Some(&both)).await.status(), 200);
+}
+
+on_both_backends!(
+    a_tampered_cookie_is_404_and_costs_no_store_request,
+    the_absolute_lifetime_ends_a_session_in_use,
+    profile_refreshes_the_cookie_max_age,
+    the_cookie_max_age_never_outlives_the_absolute_lifetime,
+    the_cookie_name_and_samesite_are_configurable,
+    a_forged_cookie_among_several_does_not_hide_the_real_one,
+);
+
+#[tokio::test]
+async fn rotation_deletes_the_old_session_in_the_same_upstash_request() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, old) = app.login("alice").await;
+    let fake = app.fake();
+    fake.reset_counters();
+    let response = app.post_login(r#"{"username":"alice"}"#, Some(&old)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(fake.requests(), 1);
+    assert!(fake.command_names()[0].contains(&"DEL".to_owned()));
+    assert!(!fake.exists(&format!("session:{}", id_of(&old))));
+}
+
+/// Two instances sharing one fake Upstash, with the given secrets.
+async fn two_instances(
+    first: Option<&str>,
+    second: (Option<&str>, Option<&str>),
+) -> (crate::helpers::TestApp, crate::helpers::TestApp) {
+    let fake = FakeUpstash::start().await;
+    let uri = fake.uri();
+    let mut a = test_settings(Some(uri.clone()));
+    a.session.secret = first.map(|s| SecretString::from(s.to_owned()));
+    let mut b = test_settings(Some(uri));
+    b.session.secret = second.0.map(|s| SecretString::from(s.to_owned()));
+    b.session.previous_secret = second.1.map(|s| SecretString::from(s.to_owned()));
+    let second_app = spawn_with_settings(b, None).await;
+    let first_app = spawn_with_settings(a, Some(fake)).await;
+    (first_app, second_app)
+}
+
+#[tokio::test]
+async fn a_cookie_signed_with_the_previous_secret_is_still_accepted() {
+    let (before, after) = two_instances(Some(SECRET_A), (Some(SECRET_B), Some(SECRET_A))).await;
+    let (_, cookie) = before.login("alice").await;
+    assert_eq!(after.profile(Some(&cookie)).await.status(), 200);
+    // New cookies are signed with the new key only.
+    let (_, fresh) = after.login("bob").await;
+    assert_eq!(before.profile(Some(&fresh)).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_cookie_signed_with_an_unknown_secret_is_rejected() {
+    let (before, after) = two_instances(Some(SECRET_A), (Some(SECRET_B), None)).await;
+    let (_, cookie) = before.login("alice").await;
+    assert_eq!(after.profile(Some(&cookie)).await.status(), 404);
+}
+
+#[tokio::test]
+async fn instances_sharing_an_upstash_token_accept_each_others_cookies_without_a_secret() {
+    let (one, two) = two_instances(None, (None, None)).await;
+    let (_, cookie) = one.login("alice").await;
+    assert_eq!(two.profile(Some(&cookie)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn memory_store_instances_do_not_share_keys() {
+    let one = spawn_app_with(Backend::Memory, |_| {}).await;
+    let two = spawn_app_with(Backend::Memory, |_| {}).await;
+    let (_, cookie) = one.login("alice").await;
+    assert_eq!(two.profile(Some(&cookie)).await.status(), 404);
+}
