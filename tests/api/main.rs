@@ -9,4 +9,5 @@ mod contract;
 mod failures;
 mod security;
 mod sessions;
+mod store_suite;
 mod upstash_client;
