@@ -357,7 +357,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(store.len(), 1);
-        assert!(store.shared.lock().users.get("a").is_none());
+        assert!(!store.shared.lock().users.contains_key("a"));
         assert_eq!(store.shared.lock().expirations.len(), 1);
     }
 

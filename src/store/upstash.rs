@@ -145,8 +145,8 @@ impl SessionStore for UpstashStore {
             .transaction(&commands, RetryPolicy::Idempotent)
             .await
             .map_err(map_err)?;
-        for i in 1..items.len() {
-            item(&mut items, i, commands[i].name())?;
+        for (i, command) in commands.iter().enumerate().skip(1) {
+            item(&mut items, i, command.name())?;
         }
         match item(&mut items, 0, "SET")? {
             Reply::Str(ok) if ok == "OK" => Ok(Created::Created),

@@ -145,7 +145,7 @@ impl FakeUpstash {
         self.state()
             .keys
             .get(key)
-            .map(|e| ttl_ms(e).map_or(-1, |ms| ceil_secs(ms)))
+            .map(|e| ttl_ms(e).map_or(-1, ceil_secs))
     }
 
     pub fn zcard(&self, key: &str) -> usize {

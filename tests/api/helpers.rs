@@ -20,12 +20,6 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The fake Upstash, for `Backend::Upstash`.
     pub upstash: Option<FakeUpstash>,
-    pub settings: Settings,
-}
-
-/// The app on the memory store with default settings.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Backend::Memory, |_| {}).await
 }
 
 /// The app on `backend`, with settings adjusted by `tweak`.
@@ -41,10 +35,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
 
 /// Settings for tests: port 0, one worker, and Upstash at `upstash_uri` when given.
 pub fn test_settings(upstash_uri: Option<String>) -> Settings {
-    let mut settings = Settings::default();
-    settings.port = 0;
-    settings.workers = Some(1);
-    settings.shutdown_timeout = Duration::from_secs(1);
+    let mut settings = Settings {
+        port: 0,
+        workers: Some(1),
+        shutdown_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    };
     if let Some(uri) = upstash_uri {
         settings.upstash = Some(upstash_settings(&uri, FAKE_TOKEN));
     }
@@ -61,7 +57,7 @@ pub fn upstash_settings(uri: &str, token: &str) -> upstash_sessions::settings::U
 /// Starts the app with exactly `settings`.
 pub async fn spawn_with_settings(settings: Settings, upstash: Option<FakeUpstash>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
-    let app = Application::build_with_listener(settings.clone(), listener)
+    let app = Application::build_with_listener(settings, listener)
         .await
         .expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -77,7 +73,6 @@ pub async fn spawn_with_settings(settings: Settings, upstash: Option<FakeUpstash
             .build()
             .expect("client"),
         upstash,
-        settings,
     }
 }
 
