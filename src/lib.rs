@@ -3,10 +3,82 @@
 //!
 //! Layers, each knowing only the one below it:
 //! HTTP [`routes`] → session logic ([`session`]: ids, signed cookies, lifetimes) →
-//! the [`store::SessionStore`] trait → its backends ([`store::memory`], [`store::upstash`]) →
-//! the Upstash REST client ([`upstash`]).
+//! the [`store::SessionStore`] trait → its backends ([`store::MemoryStore`],
+//! [`store::UpstashStore`]) → the Upstash REST client ([`upstash`]).
+//!
+//! # Mount the session routes in your own app
+//!
+//! Build a [`session::SessionManager`] from [`settings::Settings`] and mount
+//! [`routes::configure`] under any scope:
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer};
+//! use upstash_sessions::{routes, settings::Settings, startup::session_manager};
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let settings = Settings::from_env()?;
+//!     let sessions = web::Data::new(session_manager(&settings, None).await?);
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .app_data(sessions.clone())
+//!             // POST /auth/login/, GET /auth/profile/, POST /auth/logout/, ...
+//!             .service(web::scope("/auth").configure(routes::configure))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Use the store directly
+//!
+//! The store and the Upstash client stand alone:
+//!
+//! ```no_run
+//! use std::{sync::Arc, time::Duration};
+//! use upstash_sessions::{
+//!     store::{SessionData, SessionId, SessionStore, UpstashStore},
+//!     upstash::{ClientConfig, UpstashClient},
+//! };
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = "https://eu1-example-12345.upstash.io".parse()?;
+//! let client = UpstashClient::new(ClientConfig::new(url, "token", Duration::from_secs(3)))?;
+//! let store = UpstashStore::new(Arc::new(client));
+//!
+//! let id = SessionId::random();
+//! let data = SessionData {
+//!     user: "alice".into(),
+//!     status: "active".into(),
+//!     created_at: 1_800_000_000,
+//!     absolute_expires_at: 1_800_043_200,
+//! };
+//! store.create(&id, &data, Duration::from_secs(900), None).await?;
+//! // Read and slide the idle expiry in one GETEX.
+//! assert_eq!(store.load(&id, Duration::from_secs(900)).await?, Some(data));
+//! store.delete(&id).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Raw commands go through [`upstash::UpstashClient`]:
+//!
+//! ```no_run
+//! # async fn demo(client: upstash_sessions::upstash::UpstashClient) -> Result<(), upstash_sessions::upstash::UpstashError> {
+//! use upstash_sessions::upstash::{Command, RetryPolicy};
+//! let reply = client
+//!     .command(&Command::new("GET").arg("some-key"), RetryPolicy::Idempotent)
+//!     .await?;
+//! println!("{:?}", reply.as_str());
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod session;
 pub mod settings;

@@ -3,10 +3,14 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{dev::Server, web, App, HttpServer};
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpResponse, HttpServer};
 use secrecy::ExposeSecret;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    metrics::Metrics,
+    openapi::ApiDoc,
     routes,
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
@@ -29,6 +33,8 @@ pub enum StartupError {
     Client(#[source] UpstashError),
     #[error("cannot start the HTTP server: {0}")]
     Server(#[source] std::io::Error),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
 }
 
 /// A built, listening service.
@@ -51,9 +57,13 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let sessions = session_manager(&settings).await?;
+        let metrics = Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?;
+        let sessions = session_manager(&settings, Some(&metrics)).await?;
+        metrics
+            .watch_store(sessions.store().clone())
+            .map_err(|e| StartupError::Metrics(e.to_string()))?;
         let port = listener.local_addr().map_err(StartupError::Server)?.port();
-        let server = serve(listener, sessions, &settings).map_err(StartupError::Server)?;
+        let server = serve(listener, sessions, metrics, &settings)?;
         tracing::info!(address = %settings.address(), port, "listening");
         Ok(Self { port, server })
     }
@@ -70,16 +80,23 @@ impl Application {
     }
 }
 
-/// The store, signing key and lifetimes chosen by `settings`.
-pub async fn session_manager(settings: &Settings) -> Result<SessionManager, StartupError> {
+/// The store, signing key and lifetimes chosen by `settings`, instrumented on `metrics` when
+/// given.
+pub async fn session_manager(
+    settings: &Settings,
+    metrics: Option<&Metrics>,
+) -> Result<SessionManager, StartupError> {
     let (store, derived, deadline): (Arc<dyn SessionStore>, _, _) = match &settings.upstash {
         Some(upstash) => {
-            let client = UpstashClient::new(ClientConfig::new(
+            let mut client = UpstashClient::new(ClientConfig::new(
                 upstash.url.clone(),
                 upstash.token(),
                 settings.upstash_timeout,
             ))
             .map_err(StartupError::Client)?;
+            if let Some(metrics) = metrics {
+                client = client.with_metrics(metrics.upstash.clone());
+            }
             check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;
             (
                 Arc::new(UpstashStore::new(Arc::new(client))),
@@ -123,11 +140,11 @@ pub async fn session_manager(settings: &Settings) -> Result<SessionManager, Star
         same_site: settings.cookie.same_site,
         deadline,
     };
-    Ok(SessionManager::new(
-        store,
-        CookieSigner::new(current, previous),
-        config,
-    ))
+    let manager = SessionManager::new(store, CookieSigner::new(current, previous), config);
+    Ok(match metrics {
+        Some(metrics) => manager.with_metrics(metrics.sessions.clone()),
+        None => manager,
+    })
 }
 
 /// One `PING` at start: a rejected token stops the service; an unreachable Upstash is a
@@ -149,23 +166,40 @@ async fn check_upstash(client: &UpstashClient, host: &str) -> Result<(), Startup
     }
 }
 
-/// The HTTP server on `listener`.
+/// The HTTP server on `listener`: the session routes, `/metrics`, `/openapi.json` and
+/// `/docs/`.
 pub fn serve(
     listener: TcpListener,
     sessions: SessionManager,
+    metrics: Metrics,
     settings: &Settings,
-) -> std::io::Result<Server> {
+) -> Result<Server, StartupError> {
     let sessions = web::Data::new(sessions);
+    let prometheus = metrics
+        .middleware()
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    let openapi = ApiDoc::openapi();
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(routes::default_headers())
+            .wrap(prometheus.clone())
+            .wrap(from_fn(routes::request_id::request_id))
             .app_data(sessions.clone())
             .configure(routes::configure)
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("location", "/docs/"))
+                        .finish()
+                }),
+            )
             .default_service(web::to(routes::not_found))
     })
     .shutdown_timeout(settings.shutdown_timeout.as_secs());
     if let Some(workers) = settings.workers {
         server = server.workers(workers);
     }
-    Ok(server.listen(listener)?.run())
+    Ok(server.listen(listener).map_err(StartupError::Server)?.run())
 }

@@ -15,9 +15,11 @@ use crate::{
 };
 
 /// The body of every error response.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: &'a str,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "Session not found or expired"}))]
+pub struct ErrorBody {
+    /// A human-readable message; never internals.
+    pub error: String,
 }
 
 /// Everything a route can fail with.
@@ -92,7 +94,7 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(ErrorBody {
-            error: &self.to_string(),
+            error: self.to_string(),
         })
     }
 }

@@ -1,20 +1,41 @@
 //! Liveness and readiness probes for load balancers and orchestrators.
 
 use actix_web::{get, web, HttpResponse};
-use serde_json::json;
 
 use super::ApiError;
 use crate::session::SessionManager;
 
+/// Probe answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// "ok" or "ready".
+    pub status: &'static str,
+    /// The store backend ("memory" or "upstash"), on `/readyz`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
+}
+
 /// `GET /healthz`: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        store: None,
+    })
 }
 
 /// `GET /readyz`: the store answers a `PING` within the deadline (always, for memory).
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "Session store unavailable", body = super::ErrorBody),
+    (status = 504, description = "Session store timed out", body = super::ErrorBody),
+))]
 #[get("/readyz")]
 pub async fn readyz(sessions: web::Data<SessionManager>) -> Result<HttpResponse, ApiError> {
     sessions.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": sessions.store().backend()})))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ready",
+        store: Some(sessions.store().backend()),
+    }))
 }

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod health;
+pub mod request_id;
 pub mod sessions;
 
 use actix_web::{http::header, web, HttpResponse};

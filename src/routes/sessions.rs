@@ -2,52 +2,68 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::ApiError;
+use super::{ApiError, ErrorBody};
 use crate::{
     session::{ActiveSession, CookieState, SessionManager, Username},
     store::{SessionData, SessionId},
 };
 
 /// `POST /login/` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "alice"}))]
 pub struct LoginRequest {
+    /// 1 to 128 characters after trimming, no control characters.
     pub username: String,
 }
 
-#[derive(Serialize)]
-struct LoginResponse<'a> {
-    message: &'static str,
-    session_id: &'a str,
+/// `POST /login/` answer.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse<'a> {
+    /// Always "Logged in successfully".
+    pub message: &'static str,
+    /// The new session's id (a UUIDv4): a handle, not the credential (that is the cookie).
+    pub session_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct ProfileResponse<'a> {
-    session_id: &'a str,
-    session_data: &'a SessionData,
+/// `GET /profile/` answer.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileResponse<'a> {
+    pub session_id: &'a str,
+    pub session_data: &'a SessionData,
 }
 
-#[derive(Serialize)]
-struct MessageResponse {
-    message: &'static str,
+/// A confirmation.
+#[derive(Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub message: &'static str,
 }
 
-#[derive(Serialize)]
-struct LogoutAllResponse {
-    message: &'static str,
-    ended: u64,
+/// `POST /logout/all/` answer.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutAllResponse {
+    /// Always "Logged out of all sessions".
+    pub message: &'static str,
+    /// How many live sessions were ended, the current one included.
+    pub ended: u64,
 }
 
-#[derive(Serialize)]
-struct SessionSummary {
-    session_id: String,
-    created_at: u64,
-    current: bool,
+/// One of the user's live sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionSummary {
+    pub session_id: String,
+    /// Login time, unix seconds.
+    pub created_at: u64,
+    /// Whether this is the session of the request.
+    pub current: bool,
 }
 
-#[derive(Serialize)]
-struct SessionList {
-    sessions: Vec<SessionSummary>,
+/// `GET /sessions/` answer.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionSummary>,
 }
 
 fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
@@ -82,6 +98,22 @@ async fn require_session(
 
 /// `POST /login/`: creates a session and sets its cookie; a session the client still held is
 /// ended in the same store request.
+#[utoipa::path(
+    post,
+    path = "/login/",
+    tag = "sessions",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the signed session cookie", body = LoginResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over 4 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "Wrong shape, or an invalid username", body = ErrorBody),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security((), ("session_cookie" = [])),
+)]
 pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
@@ -103,6 +135,19 @@ pub async fn login(
 }
 
 /// `GET /profile/`: the session, its idle expiry reset to the full TTL.
+#[utoipa::path(
+    get,
+    path = "/profile/",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "The session; its idle expiry and the cookie's Max-Age are reset", body = ProfileResponse),
+        (status = 403, description = "No session cookie", body = ErrorBody),
+        (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn profile(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
@@ -118,6 +163,17 @@ pub async fn profile(
 }
 
 /// `POST /logout/`: deletes the session (if any) and clears the cookie; always 200.
+#[utoipa::path(
+    post,
+    path = "/logout/",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "Logged out (also without a cookie); the cookie is cleared", body = MessageResponse),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security((), ("session_cookie" = [])),
+)]
 pub async fn logout(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
@@ -133,6 +189,19 @@ pub async fn logout(
 }
 
 /// `GET /sessions/`: every live session of the current user, newest first.
+#[utoipa::path(
+    get,
+    path = "/sessions/",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "Every live session of the user, newest first", body = SessionList),
+        (status = 403, description = "No session cookie", body = ErrorBody),
+        (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn list(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
@@ -165,6 +234,20 @@ pub async fn list(
 
 /// `DELETE /sessions/{session_id}`: ends one of the current user's sessions; 404 for any
 /// other id, so other users' sessions cannot be probed.
+#[utoipa::path(
+    delete,
+    path = "/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "A session id from GET /sessions/")),
+    responses(
+        (status = 200, description = "The session was ended", body = MessageResponse),
+        (status = 403, description = "No session cookie", body = ErrorBody),
+        (status = 404, description = "Not one of the user's live sessions", body = ErrorBody),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn end_one(
     req: HttpRequest,
     path: web::Path<String>,
@@ -185,6 +268,19 @@ pub async fn end_one(
 }
 
 /// `POST /logout/all/`: ends every session of the current user and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/logout/all/",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "Every session of the user was ended; the cookie is cleared", body = LogoutAllResponse),
+        (status = 403, description = "No session cookie", body = ErrorBody),
+        (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        (status = 503, description = "Session store unavailable", body = ErrorBody),
+        (status = 504, description = "Session store timed out", body = ErrorBody),
+    ),
+    security(("session_cookie" = [])),
+)]
 pub async fn logout_all(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,

@@ -12,6 +12,7 @@ use std::{
 };
 
 use actix_web::cookie::{time, Cookie, SameSite};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 pub use cookie::{CookieSigner, KeySource, SigningKey};
 pub use username::{Username, UsernameError};
@@ -58,11 +59,46 @@ pub struct ActiveSession {
     pub data: SessionData,
 }
 
+/// Lifecycle counters, registered on a Prometheus registry.
+#[derive(Debug, Clone)]
+pub struct SessionMetrics {
+    created: IntCounter,
+    ended: IntCounterVec,
+    expired: IntCounter,
+}
+
+impl SessionMetrics {
+    /// Creates the counters and registers them on `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let created = IntCounter::new("sessions_created_total", "Sessions created.")?;
+        let ended = IntCounterVec::new(
+            Opts::new(
+                "sessions_ended_total",
+                "Sessions ended, by reason (logout, rotated, ended_by_user, logout_all).",
+            ),
+            &["reason"],
+        )?;
+        let expired = IntCounter::new(
+            "sessions_expired_total",
+            "Sessions found past their absolute lifetime and deleted.",
+        )?;
+        registry.register(Box::new(created.clone()))?;
+        registry.register(Box::new(ended.clone()))?;
+        registry.register(Box::new(expired.clone()))?;
+        Ok(Self {
+            created,
+            ended,
+            expired,
+        })
+    }
+}
+
 /// Session operations, shared by every worker.
 pub struct SessionManager {
     store: Arc<dyn SessionStore>,
     signer: CookieSigner,
     config: SessionConfig,
+    metrics: Option<SessionMetrics>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -88,6 +124,19 @@ impl SessionManager {
             store,
             signer,
             config,
+            metrics: None,
+        }
+    }
+
+    /// Counts lifecycle events on `metrics`.
+    pub fn with_metrics(mut self, metrics: SessionMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_ended(&self, reason: &str, n: u64) {
+        if let Some(m) = &self.metrics {
+            m.ended.with_label_values(&[reason]).inc_by(n);
         }
     }
 
@@ -165,9 +214,13 @@ impl SessionManager {
                 .await?;
             if let Some(old) = replaces.take() {
                 tracing::info!(event = "session_ended", session = %old.log_tag(), reason = "rotated", "session ended");
+                self.count_ended("rotated", 1);
             }
             if created == Created::Created {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
+                if let Some(m) = &self.metrics {
+                    m.created.inc();
+                }
                 return Ok(ActiveSession { id, data });
             }
             tracing::warn!("a fresh session id was already taken; drawing another");
@@ -187,6 +240,9 @@ impl SessionManager {
         if now_ms() >= data.absolute_expires_at.saturating_mul(1000) {
             self.within(self.store.delete(id)).await?;
             tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
+            if let Some(m) = &self.metrics {
+                m.expired.inc();
+            }
             return Ok(None);
         }
         tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
@@ -198,6 +254,7 @@ impl SessionManager {
         let existed = self.within(self.store.delete(id)).await?;
         if existed {
             tracing::info!(event = "session_ended", session = %id.log_tag(), reason = "logout", "session ended");
+            self.count_ended("logout", 1);
         }
         Ok(existed)
     }
@@ -227,6 +284,7 @@ impl SessionManager {
             .await?;
         if ended {
             tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
+            self.count_ended("ended_by_user", 1);
         }
         Ok(ended)
     }
@@ -237,6 +295,7 @@ impl SessionManager {
             .within(self.store.delete_user(&current.data.user))
             .await?;
         tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
+        self.count_ended("logout_all", ended);
         Ok(ended)
     }
 

@@ -316,6 +316,10 @@ impl SessionStore for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
     }
+
+    fn live_sessions(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl fmt::Debug for SessionId {
 }
 
 /// What a session holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionData {
     /// The user name given at login.
     pub user: String,
@@ -147,6 +147,11 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The backend's name, for logs and readiness: `"memory"` or `"upstash"`.
     fn backend(&self) -> &'static str;
+
+    /// Sessions held, when the backend can tell cheaply (the memory store).
+    fn live_sessions(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use reqwest::{
 use super::{
     command::Command,
     error::UpstashError,
+    metrics::UpstashMetrics,
     reply::{error_message, parse_pipeline_body, parse_single_body, Reply},
 };
 
@@ -76,6 +77,7 @@ pub struct UpstashClient {
     config: ClientConfig,
     /// The latest `upstash-sync-token` seen, sent back on every request.
     sync_token: Mutex<Option<HeaderValue>>,
+    metrics: Option<UpstashMetrics>,
 }
 
 impl std::fmt::Debug for UpstashClient {
@@ -115,7 +117,14 @@ impl UpstashClient {
             auth,
             config,
             sync_token: Mutex::new(None),
+            metrics: None,
         })
+    }
+
+    /// Records latency, errors and retries on `metrics`.
+    pub fn with_metrics(mut self, metrics: UpstashMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The configured per-call budget.
@@ -130,7 +139,7 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Reply, UpstashError> {
         let body = serialize(command)?;
-        self.call(&self.root, body, retry, |bytes| {
+        self.call(&self.root, "command", body, retry, |bytes| {
             parse_single_body(bytes, true)
         })
         .await
@@ -143,7 +152,7 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
         let body = serialize(commands)?;
-        self.call(&self.pipeline, body, retry, |bytes| {
+        self.call(&self.pipeline, "pipeline", body, retry, |bytes| {
             check_len(parse_pipeline_body(bytes, true)?, commands.len())
         })
         .await
@@ -156,7 +165,7 @@ impl UpstashClient {
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
         let body = serialize(commands)?;
-        self.call(&self.multi_exec, body, retry, |bytes| {
+        self.call(&self.multi_exec, "multi-exec", body, retry, |bytes| {
             check_len(parse_pipeline_body(bytes, true)?, commands.len())
         })
         .await
@@ -167,6 +176,7 @@ impl UpstashClient {
     async fn call<T>(
         &self,
         url: &Url,
+        endpoint: &'static str,
         body: Bytes,
         retry: RetryPolicy,
         parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
@@ -181,15 +191,25 @@ impl UpstashClient {
                 return Err(UpstashError::Timeout(self.config.timeout));
             }
             let budget = remaining.min(self.config.attempt_timeout);
+            let sent = Instant::now();
             let outcome = match tokio::time::timeout(budget, self.attempt(url, body.clone())).await
             {
                 Ok(outcome) => outcome,
                 Err(_) => Err(UpstashError::Timeout(budget)),
             };
+            if let Some(metrics) = &self.metrics {
+                metrics
+                    .duration
+                    .with_label_values(&[endpoint])
+                    .observe(sent.elapsed().as_secs_f64());
+            }
             let error = match outcome.and_then(|bytes| parse(&bytes)) {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
+            if let Some(metrics) = &self.metrics {
+                metrics.errors.with_label_values(&[error.kind()]).inc();
+            }
             let may_retry = retry == RetryPolicy::Idempotent
                 && error.is_retryable()
                 && attempt < self.config.max_attempts;
@@ -206,6 +226,9 @@ impl UpstashClient {
                 delay_ms = delay.as_millis() as u64,
                 "retrying Upstash call"
             );
+            if let Some(metrics) = &self.metrics {
+                metrics.retries.with_label_values(&[error.kind()]).inc();
+            }
             tokio::time::sleep(delay).await;
         }
     }

@@ -5,9 +5,11 @@
 mod client;
 mod command;
 mod error;
+mod metrics;
 mod reply;
 
 pub use client::{ClientConfig, RetryPolicy, UpstashClient};
 pub use command::Command;
 pub use error::UpstashError;
+pub use metrics::UpstashMetrics;
 pub use reply::{parse_pipeline_body, parse_single_body, Reply};

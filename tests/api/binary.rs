@@ -205,3 +205,37 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     );
     assert_eq!(status, Some(0), "{logs}");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let port = free_port().to_string();
+    let mut child = binary(&[
+        ("PORT", &port),
+        ("LOG_FORMAT", "json"),
+        ("COOKIE_SECURE", "false"),
+    ])
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    reqwest::Client::new()
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-42")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, logs) = stop(&mut child);
+    assert_eq!(status, Some(0), "{logs}");
+    let mut created = None;
+    for line in logs.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if value["event"] == "session_created" {
+            created = Some(value);
+        }
+    }
+    let created = created.expect("a session_created line");
+    assert_eq!(created["span"]["request_id"], "req-42", "{created}");
+}

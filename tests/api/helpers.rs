@@ -22,6 +22,11 @@ pub struct TestApp {
     pub upstash: Option<FakeUpstash>,
 }
 
+/// The app on the memory store with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Memory, |_| {}).await
+}
+
 /// The app on `backend`, with settings adjusted by `tweak`.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let upstash = match backend {

@@ -1,0 +1,47 @@
+//! Optional Prometheus instruments for the client: request latency by endpoint, errors and
+//! retries by kind.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// The client's instruments; register once, share with [`super::UpstashClient::with_metrics`].
+#[derive(Debug, Clone)]
+pub struct UpstashMetrics {
+    pub(crate) duration: HistogramVec,
+    pub(crate) errors: IntCounterVec,
+    pub(crate) retries: IntCounterVec,
+}
+
+impl UpstashMetrics {
+    /// Creates the instruments and registers them on `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "upstash_request_duration_seconds",
+                "Latency of Upstash REST requests (one attempt each), by endpoint.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["endpoint"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("upstash_errors_total", "Failed Upstash attempts, by kind."),
+            &["kind"],
+        )?;
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "upstash_retries_total",
+                "Upstash retries, by the kind of failure retried.",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(retries.clone()))?;
+        Ok(Self {
+            duration,
+            errors,
+            retries,
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! OpenAPI document and docs page, Prometheus metrics, request ids.
+
+use crate::helpers::{json, spawn_app, spawn_app_with, Backend};
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_schemas_and_error_statuses() {
+    let app = spawn_app().await;
+    let doc = json(app.get("/openapi.json", None).await).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let expected: &[(&str, &str, &[&str])] = &[
+        (
+            "/login/",
+            "post",
+            &["200", "400", "413", "415", "422", "503", "504"],
+        ),
+        ("/profile/", "get", &["200", "403", "404", "503", "504"]),
+        ("/logout/", "post", &["200", "503", "504"]),
+        ("/sessions/", "get", &["200", "403", "404", "503", "504"]),
+        (
+            "/sessions/{session_id}",
+            "delete",
+            &["200", "403", "404", "503", "504"],
+        ),
+        ("/logout/all/", "post", &["200", "403", "404", "503", "504"]),
+        ("/healthz", "get", &["200"]),
+        ("/readyz", "get", &["200", "503", "504"]),
+    ];
+    for (path, method, statuses) in expected {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is missing");
+        for status in *statuses {
+            let schema = &op["responses"][status]["content"]["application/json"]["schema"];
+            assert!(
+                schema["$ref"].is_string(),
+                "{method} {path} {status} has no schema: {op}"
+            );
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/login/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/LoginRequest"
+    );
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "LoginRequest",
+        "LoginResponse",
+        "ProfileResponse",
+        "SessionData",
+        "SessionList",
+        "ErrorBody",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session_cookie"]["in"],
+        "cookie"
+    );
+    // Every documented path exists: no route is served but undocumented, nor the reverse.
+    assert_eq!(doc["paths"].as_object().unwrap().len(), expected.len());
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_from_vendored_files() {
+    let app = spawn_app().await;
+    let response = app.get("/docs/", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("swagger"));
+    let response = app.get("/docs/swagger-ui.css", None).await;
+    assert_eq!(response.status(), 200);
+    let redirect = app.get("/docs", None).await;
+    assert_eq!(redirect.status(), 308);
+}
+
+#[tokio::test]
+async fn metrics_expose_http_upstash_and_session_instruments() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    app.profile(Some(&cookie)).await;
+    app.profile(Some("session_id=forged")).await;
+    app.get("/no/such/path/12345", None).await;
+    app.logout(Some(&cookie)).await;
+    let response = app.get("/metrics", None).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for needle in [
+        r#"http_requests_total{endpoint="/profile/",method="GET",status="200"} 1"#,
+        r#"http_requests_total{endpoint="/profile/",method="GET",status="404"} 1"#,
+        r#"http_requests_total{endpoint="UNKNOWN",method="GET",status="404"} 1"#,
+        "http_requests_duration_seconds_bucket",
+        r#"upstash_request_duration_seconds_count{endpoint="command"}"#,
+        r#"upstash_request_duration_seconds_count{endpoint="multi-exec"} 1"#,
+        "sessions_created_total 1",
+        r#"sessions_ended_total{reason="logout"} 1"#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(
+        !text.contains("12345"),
+        "unmatched paths must not become labels"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_upstash_errors_and_retries() {
+    use wiremock::{matchers::method, Mock, ResponseTemplate};
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.fake().server)
+        .await;
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        text.contains(r#"upstash_errors_total{kind="status_5xx"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"upstash_retries_total{kind="status_5xx"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_store_reports_live_sessions() {
+    let app = spawn_app().await;
+    app.login("alice").await;
+    app.login("bob").await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(text.contains("sessions_live 2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_id_is_kept_from_the_request_or_generated() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    let first = app.get("/profile/", None).await;
+    let second = app.get("/profile/", None).await;
+    let a = first.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let b = second.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    // An unreasonable id is replaced, not echoed.
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"].len(), 32);
+}
