@@ -180,3 +180,25 @@ mod tests {
         assert!(c.verify(&value).is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_cookie_value_verifies_only_if_we_signed_it(value in any::<String>()) {
+            let signer = CookieSigner::new(SigningKey::random(), None);
+            prop_assert_eq!(signer.verify(&value), None);
+        }
+
+        #[test]
+        fn near_miss_values_never_verify(tail in "[A-Za-z0-9_-]{43}", id in any::<u128>()) {
+            let signer = CookieSigner::new(SigningKey::random(), None);
+            let uuid = uuid::Builder::from_random_bytes(id.to_le_bytes()).into_uuid();
+            let value = format!("{uuid}.{tail}");
+            prop_assert_eq!(signer.verify(&value), None);
+        }
+    }
+}

@@ -334,3 +334,69 @@ impl SessionManager {
             .same_site(self.config.same_site)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use proptest::prelude::*;
+
+    fn manager() -> SessionManager {
+        // A store is needed to build the manager; these tests never reach it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = runtime.block_on(async { MemoryStore::new() });
+        SessionManager::new(
+            Arc::new(store),
+            CookieSigner::new(SigningKey::random(), None),
+            SessionConfig {
+                idle_ttl: Duration::from_secs(900),
+                absolute_ttl: Duration::from_secs(43_200),
+                cookie_name: "session_id".into(),
+                cookie_secure: true,
+                same_site: SameSite::Lax,
+                deadline: None,
+            },
+        )
+    }
+
+    #[test]
+    fn the_first_verifying_cookie_of_our_name_wins() {
+        let m = manager();
+        let id = SessionId::random();
+        let good = m.signer.sign(&id);
+        let header = format!("a=1; session_id=forged; session_id={good}; b=2");
+        assert_eq!(
+            m.read_cookie([header.as_str()].into_iter()),
+            CookieState::Valid(id)
+        );
+        assert_eq!(
+            m.read_cookie(["session_id=x"].into_iter()),
+            CookieState::Invalid
+        );
+        assert_eq!(m.read_cookie(["other=x"].into_iter()), CookieState::Missing);
+        assert_eq!(m.read_cookie(std::iter::empty()), CookieState::Missing);
+    }
+
+    proptest! {
+        #[test]
+        fn any_cookie_header_is_missing_or_invalid_without_our_signature(header in any::<String>()) {
+            let m = manager();
+            prop_assert_ne!(
+                std::mem::discriminant(&m.read_cookie([header.as_str()].into_iter())),
+                std::mem::discriminant(&CookieState::Valid(SessionId::random()))
+            );
+        }
+
+        #[test]
+        fn any_login_body_gives_a_username_or_a_typed_error(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            #[derive(serde::Deserialize)]
+            struct Login { username: String }
+            if let Ok(login) = serde_json::from_slice::<Login>(&body) {
+                let _ = Username::parse(&login.username);
+            }
+        }
+    }
+}

@@ -254,3 +254,54 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            any::<String>().prop_map(Value::String),
+            "[A-Za-z0-9+/]{0,12}={0,2}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::hash_map("(result|error|[a-z]{1,5})", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_to_a_reply_or_a_typed_error(body in prop::collection::vec(any::<u8>(), 0..512), b64 in any::<bool>()) {
+            let _ = parse_single_body(&body, b64);
+            let _ = parse_pipeline_body(&body, b64);
+            let _ = error_message(&body);
+        }
+
+        #[test]
+        fn any_json_parses_to_a_reply_or_a_typed_error(value in json_value(), b64 in any::<bool>()) {
+            let body = serde_json::to_vec(&value).unwrap();
+            let _ = parse_single_body(&body, b64);
+            let _ = parse_pipeline_body(&body, b64);
+            let wrapped = serde_json::to_vec(&serde_json::json!({ "result": value })).unwrap();
+            let _ = parse_single_body(&wrapped, b64);
+        }
+
+        #[test]
+        fn every_result_string_round_trips_through_base64(text in any::<String>()) {
+            use base64::{engine::general_purpose::STANDARD, Engine as _};
+            let body = serde_json::to_vec(&serde_json::json!({ "result": STANDARD.encode(&text) })).unwrap();
+            prop_assert_eq!(parse_single_body(&body, true).unwrap(), Reply::Str(text));
+        }
+    }
+}
