@@ -16,7 +16,6 @@ use crate::{
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"error": "Session not found or expired"}))]
 pub struct ErrorBody {
     /// A human-readable message; never internals.
     pub error: String,
