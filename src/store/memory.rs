@@ -5,9 +5,13 @@
 //! that purges expired sessions at their deadline so memory does not grow with dead
 //! sessions. Sessions are per-process: they vanish on restart and are not shared between
 //! instances.
+//!
+//! Sized for a million sessions: deadlines are milliseconds since the store's start (8
+//! bytes, not a 16-byte `Instant`), both indexes are B-trees (no hash-table doubling slack),
+//! and a user name is stored once and shared by its sessions.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -43,19 +47,25 @@ struct Shared {
     wake: Notify,
 }
 
-#[derive(Default)]
 struct State {
     sessions: HashMap<SessionId, Entry>,
-    expirations: BTreeSet<(Instant, SessionId)>,
-    users: HashMap<Arc<str>, HashSet<SessionId>>,
+    /// (deadline, id), earliest first.
+    expirations: BTreeSet<(Millis, SessionId)>,
+    /// (user, id): a user's sessions are one range.
+    users: BTreeSet<(Arc<str>, SessionId)>,
+    /// The origin of [`Millis`].
+    epoch: Instant,
     shutdown: bool,
 }
+
+/// Milliseconds since the store's epoch.
+type Millis = u64;
 
 struct Entry {
     user: Arc<str>,
     created_at: u64,
     absolute_expires_at: u64,
-    expires_at: Instant,
+    expires_at: Millis,
 }
 
 impl Entry {
@@ -93,7 +103,13 @@ impl MemoryStore {
     /// Outside a Tokio runtime (as `tokio::spawn` does).
     pub fn new() -> Self {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                expirations: BTreeSet::new(),
+                users: BTreeSet::new(),
+                epoch: Instant::now(),
+                shutdown: false,
+            }),
             wake: Notify::new(),
         });
         tokio::spawn(purge_task(shared.clone()));
@@ -130,14 +146,14 @@ impl Shared {
         if state.shutdown {
             return (None, false);
         }
-        let now = Instant::now();
+        let now = state.now();
         for _ in 0..PURGE_BATCH {
             match state.expirations.first().copied() {
                 Some((when, id)) if when <= now => {
                     state.expirations.pop_first();
                     state.remove(&id);
                 }
-                next => return (next.map(|(when, _)| when), false),
+                next => return (next.map(|(when, _)| state.instant(when)), false),
             }
         }
         (None, true)
@@ -149,21 +165,44 @@ impl Shared {
 }
 
 impl State {
+    fn now(&self) -> Millis {
+        self.epoch.elapsed().as_millis() as Millis
+    }
+
+    fn after(&self, ttl: Duration) -> Millis {
+        self.now().saturating_add(ttl.as_millis() as Millis)
+    }
+
+    fn instant(&self, at: Millis) -> Instant {
+        self.epoch + Duration::from_millis(at)
+    }
+
     /// Removes a session from every index; returns it when it was there.
     fn remove(&mut self, id: &SessionId) -> Option<Entry> {
         let entry = self.sessions.remove(id)?;
         self.expirations.remove(&(entry.expires_at, *id));
-        if let Some(set) = self.users.get_mut(&entry.user) {
-            set.remove(id);
-            if set.is_empty() {
-                self.users.remove(&entry.user);
-            }
-        }
+        self.users.remove(&(entry.user.clone(), *id));
         Some(entry)
     }
 
+    /// The ids of `user`'s sessions.
+    fn ids_of(&self, user: &str) -> Vec<SessionId> {
+        self.users
+            .range(user_range(user))
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The stored copy of `user`, shared by their sessions, or a new one.
+    fn intern(&self, user: &str) -> Arc<str> {
+        match self.users.range(user_range(user)).next() {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(user),
+        }
+    }
+
     /// The live entry for `id`; an expired one not yet purged is removed and ignored.
-    fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut Entry> {
+    fn live(&mut self, id: &SessionId, now: Millis) -> Option<&mut Entry> {
         let expired = self.sessions.get(id)?.expires_at <= now;
         if expired {
             self.remove(id);
@@ -173,9 +212,15 @@ impl State {
     }
 
     /// Whether `when` is now the earliest deadline (the purge task must re-arm).
-    fn is_first(&self, when: Instant, id: SessionId) -> bool {
+    fn is_first(&self, when: Millis, id: SessionId) -> bool {
         self.expirations.first() == Some(&(when, id))
     }
+}
+
+/// The range of `users` holding `user`'s entries (probing with a temporary key).
+fn user_range(user: &str) -> std::ops::RangeInclusive<(Arc<str>, SessionId)> {
+    let key: Arc<str> = Arc::from(user);
+    (key.clone(), SessionId::MIN)..=(key, SessionId::MAX)
 }
 
 async fn purge_task(shared: Arc<Shared>) {
@@ -202,21 +247,18 @@ impl SessionStore for MemoryStore {
         ttl: Duration,
         replaces: Option<&SessionId>,
     ) -> Result<Created, StoreError> {
-        let now = Instant::now();
-        let expires_at = now + ttl;
         let wake = {
             let mut state = self.shared.lock();
+            let now = state.now();
+            let expires_at = state.after(ttl);
             if let Some(old) = replaces {
                 state.remove(old);
             }
             if state.live(id, now).is_some() {
                 return Ok(Created::IdTaken);
             }
-            let user: Arc<str> = match state.users.get_key_value(data.user.as_str()) {
-                Some((user, _)) => user.clone(),
-                None => Arc::from(data.user.as_str()),
-            };
-            state.users.entry(user.clone()).or_default().insert(*id);
+            let user = state.intern(&data.user);
+            state.users.insert((user.clone(), *id));
             state.expirations.insert((expires_at, *id));
             state.sessions.insert(
                 *id,
@@ -240,49 +282,45 @@ impl SessionStore for MemoryStore {
         id: &SessionId,
         idle_ttl: Duration,
     ) -> Result<Option<SessionData>, StoreError> {
-        let now = Instant::now();
-        let expires_at = now + idle_ttl;
-        let (data, wake) = {
-            let mut state = self.shared.lock();
-            let Some(entry) = state.live(id, now) else {
-                return Ok(None);
-            };
-            let previous = std::mem::replace(&mut entry.expires_at, expires_at);
-            let data = entry.data();
+        let mut state = self.shared.lock();
+        let now = state.now();
+        let expires_at = state.after(idle_ttl);
+        let Some(entry) = state.live(id, now) else {
+            return Ok(None);
+        };
+        let previous = std::mem::replace(&mut entry.expires_at, expires_at);
+        let data = entry.data();
+        if previous != expires_at {
             state.expirations.remove(&(previous, *id));
             state.expirations.insert((expires_at, *id));
-            (data, state.is_first(expires_at, *id))
-        };
-        if wake {
-            self.shared.wake.notify_one();
         }
+        // No wake-up: a read only moves a deadline later, so the purge task, armed for an
+        // earlier or equal deadline, wakes, finds nothing due, and re-arms by itself.
         Ok(Some(data))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let now = Instant::now();
         let mut state = self.shared.lock();
+        let now = state.now();
         Ok(state.remove(id).is_some_and(|e| e.expires_at > now))
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError> {
-        let now = Instant::now();
         let state = self.shared.lock();
-        let Some(ids) = state.users.get(user) else {
-            return Ok(Vec::new());
-        };
-        Ok(ids
-            .iter()
+        let now = state.now();
+        Ok(state
+            .ids_of(user)
+            .into_iter()
             .filter_map(|id| {
-                let entry = state.sessions.get(id)?;
-                (entry.expires_at > now).then(|| (*id, entry.data()))
+                let entry = state.sessions.get(&id)?;
+                (entry.expires_at > now).then(|| (id, entry.data()))
             })
             .collect())
     }
 
     async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError> {
-        let now = Instant::now();
         let mut state = self.shared.lock();
+        let now = state.now();
         let owned = state
             .sessions
             .get(id)
@@ -294,12 +332,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
-        let now = Instant::now();
         let mut state = self.shared.lock();
-        let ids: Vec<SessionId> = match state.users.get(user) {
-            Some(ids) => ids.iter().copied().collect(),
-            None => return Ok(0),
-        };
+        let now = state.now();
+        let ids = state.ids_of(user);
         let mut ended = 0;
         for id in ids {
             if state.remove(&id).is_some_and(|e| e.expires_at > now) {
@@ -361,7 +396,8 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(store.len(), 1);
-        assert!(!store.shared.lock().users.contains_key("a"));
+        assert!(store.shared.lock().ids_of("a").is_empty());
+        assert_eq!(store.shared.lock().users.len(), 1);
         assert_eq!(store.shared.lock().expirations.len(), 1);
     }
 

@@ -26,6 +26,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct SessionId(Uuid);
 
 impl SessionId {
+    /// The smallest id, for range bounds.
+    pub const MIN: SessionId = SessionId(Uuid::nil());
+    /// The largest id, for range bounds.
+    pub const MAX: SessionId = SessionId(Uuid::max());
+
     /// A fresh random id (122 random bits from the OS generator).
     pub fn random() -> Self {
         Self(Uuid::new_v4())
