@@ -21,39 +21,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .limit(MAX_BODY_BYTES)
             .error_handler(json_error),
     )
-    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::RouteNotFound.into()))
-    .service(
-        web::resource(["/login/", "/login"])
-            .route(web::post().to(sessions::login))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(["/profile/", "/profile"])
-            .route(web::get().to(sessions::profile))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(["/logout/", "/logout"])
-            .route(web::post().to(sessions::logout))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(["/logout/all/", "/logout/all"])
-            .route(web::post().to(sessions::logout_all))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(["/sessions/", "/sessions"])
-            .route(web::get().to(sessions::list))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(["/sessions/{session_id}", "/sessions/{session_id}/"])
-            .route(web::delete().to(sessions::end_one))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(health::healthz)
-    .service(health::readyz);
+    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::RouteNotFound.into()));
+    // One static resource per spelling (with and without the slash): a resource with two
+    // patterns is matched through a regex set, which costs on every request. The hot
+    // `/profile/` comes first.
+    for path in ["/profile/", "/profile"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(sessions::profile))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/login/", "/login"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(sessions::login))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/logout/", "/logout"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(sessions::logout))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/logout/all/", "/logout/all"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(sessions::logout_all))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/sessions/", "/sessions"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(sessions::list))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/sessions/{session_id}", "/sessions/{session_id}/"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::delete().to(sessions::end_one))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    cfg.service(health::healthz).service(health::readyz);
 }
 
 /// Fallback for a known path with another method.

@@ -1,5 +1,11 @@
-//! The HTTP side of the client: one shared reqwest `Client` with keep-alive, the auth and
+//! The HTTP side of the client: reqwest connection pools with keep-alive, the auth and
 //! encoding headers, deadlines, retries with backoff and jitter, and the sync token.
+//!
+//! Each thread gets its own reqwest `Client` (pool): actix-web runs one single-threaded
+//! runtime per worker, and a pooled connection's I/O task lives on the runtime that opened
+//! it, so a pool shared between workers hands every request to another thread and back.
+//! Per-thread pools keep a request and its connection on one thread. Everything else (the
+//! sync token, metrics, configuration) is shared.
 
 use std::{
     sync::Mutex,
@@ -12,6 +18,7 @@ use reqwest::{
     header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
     StatusCode, Url,
 };
+use thread_local::ThreadLocal;
 
 use super::{
     command::Command,
@@ -69,7 +76,8 @@ pub enum RetryPolicy {
 /// A client for one Upstash database. Cheap to share behind an `Arc`; it holds one
 /// connection pool.
 pub struct UpstashClient {
-    http: reqwest::Client,
+    /// One connection pool per thread (see the module docs).
+    pools: ThreadLocal<reqwest::Client>,
     root: Url,
     pipeline: Url,
     multi_exec: Url,
@@ -92,15 +100,9 @@ impl UpstashClient {
     /// Builds the client; fails only when the TLS backend cannot start or the token cannot be
     /// a header.
     pub fn new(config: ClientConfig) -> Result<Self, UpstashError> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
-            .timeout(config.attempt_timeout)
-            .pool_idle_timeout(Duration::from_secs(55))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(UpstashError::Transport)?;
+        let pools = ThreadLocal::new();
+        // Build this thread's pool now, so a TLS set-up failure shows at start.
+        pools.get_or_try(|| http_client(&config))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token))
             .map_err(|_| UpstashError::Protocol("the token is not a valid header value".into()))?;
         auth.set_sensitive(true);
@@ -110,7 +112,7 @@ impl UpstashClient {
                 .map_err(|e| UpstashError::Protocol(format!("invalid URL: {e}")))
         };
         Ok(Self {
-            http,
+            pools,
             root: parse("")?,
             pipeline: parse("pipeline")?,
             multi_exec: parse("multi-exec")?,
@@ -235,8 +237,8 @@ impl UpstashClient {
 
     /// One HTTP exchange.
     async fn attempt(&self, url: &Url, body: Bytes) -> Result<Bytes, UpstashError> {
-        let mut request = self
-            .http
+        let http = self.pools.get_or_try(|| http_client(&self.config))?;
+        let mut request = http
             .post(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -302,6 +304,21 @@ impl UpstashClient {
             Err(poisoned) => *poisoned.into_inner() = Some(token),
         }
     }
+}
+
+/// One connection pool: keep-alive, no redirects (the REST API never redirects, and the
+/// redirect policy costs a URL parse per request), timeouts on connect and on each attempt.
+fn http_client(config: &ClientConfig) -> Result<reqwest::Client, UpstashError> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
+        .timeout(config.attempt_timeout)
+        .pool_idle_timeout(Duration::from_secs(55))
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(30))
+        .build()
+        .map_err(UpstashError::Transport)
 }
 
 /// A failure found with no budget left to retry is reported as the timeout it amounts to
