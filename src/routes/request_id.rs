@@ -1,5 +1,6 @@
 //! Request ids: each request gets an `X-Request-Id` (kept from the request when it is a
-//! sane token, else a fresh random one), a tracing span carrying it, so every log line of the
+//! sane token, else a fresh random one), a tracing span carrying it with the method and the
+//! route pattern (never the raw path, which may hold a session id), so every log line of the
 //! request has it, and the same header on the response.
 
 use actix_web::{
@@ -35,11 +36,13 @@ pub async fn request_id(
         Some(value) if accept(value) => value.clone(),
         _ => fresh(),
     };
+    // The route pattern, not the path: `/sessions/{session_id}` must not put ids in logs.
+    let route = req.match_pattern();
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or(""),
         method = %req.method(),
-        path = req.path(),
+        route = route.as_deref().unwrap_or("unmatched"),
     );
     let mut response = next.call(req).instrument(span).await?;
     response.headers_mut().insert(X_REQUEST_ID, id);

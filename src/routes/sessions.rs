@@ -67,11 +67,7 @@ pub struct SessionList {
 }
 
 fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
-    sessions.read_cookie(
-        req.headers()
-            .get_all(header::COOKIE)
-            .filter_map(|v| v.to_str().ok()),
-    )
+    sessions.read_cookie(req.headers().get_all(header::COOKIE).map(|v| v.as_bytes()))
 }
 
 /// The verified session id of the request: no cookie is 403, a cookie that does not verify

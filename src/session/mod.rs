@@ -164,21 +164,24 @@ impl SessionManager {
         }
     }
 
-    /// Finds our cookie among `Cookie` header values. With several cookies of our name (a
-    /// sibling domain may set one), the first that verifies wins.
-    pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a str>) -> CookieState {
+    /// Finds our cookie among `Cookie` header values (raw bytes: another cookie's non-ASCII
+    /// value must not hide ours). With several cookies of our name (a sibling domain may set
+    /// one), the first that verifies wins.
+    pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> CookieState {
+        let name = self.config.cookie_name.as_bytes();
         let mut state = CookieState::Missing;
         for header in headers {
-            // RFC 6265 §5.4: `name=value` pairs separated by `; `. (actix's cookie 0.16 has
+            // RFC 6265 §5.4: `name=value` pairs separated by `;`. (actix's cookie 0.16 has
             // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
-            for pair in header.split(';') {
-                let Some((name, value)) = pair.split_once('=') else {
+            for pair in header.split(|b| *b == b';') {
+                let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                     continue;
                 };
-                if name.trim() != self.config.cookie_name {
+                if pair[..eq].trim_ascii() != name {
                     continue;
                 }
-                match self.signer.verify(value.trim()) {
+                let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok();
+                match value.and_then(|v| self.signer.verify(v)) {
                     Some(id) => return CookieState::Valid(id),
                     None => state = CookieState::Invalid,
                 }
@@ -369,14 +372,24 @@ mod tests {
         let good = m.signer.sign(&id);
         let header = format!("a=1; session_id=forged; session_id={good}; b=2");
         assert_eq!(
-            m.read_cookie([header.as_str()].into_iter()),
+            m.read_cookie([header.as_bytes()].into_iter()),
             CookieState::Valid(id)
         );
         assert_eq!(
-            m.read_cookie(["session_id=x"].into_iter()),
+            m.read_cookie([&b"session_id=x"[..]].into_iter()),
             CookieState::Invalid
         );
-        assert_eq!(m.read_cookie(["other=x"].into_iter()), CookieState::Missing);
+        assert_eq!(
+            m.read_cookie([&b"other=x"[..]].into_iter()),
+            CookieState::Missing
+        );
+        // Another cookie's non-ASCII (even non-UTF-8) value does not hide ours.
+        let mut raw = b"theme=caf\xc3\xa9; junk=\xff\xfe; ".to_vec();
+        raw.extend_from_slice(format!("session_id={good}").as_bytes());
+        assert_eq!(
+            m.read_cookie([raw.as_slice()].into_iter()),
+            CookieState::Valid(id)
+        );
         assert_eq!(m.read_cookie(std::iter::empty()), CookieState::Missing);
     }
 
@@ -385,7 +398,7 @@ mod tests {
         fn any_cookie_header_is_missing_or_invalid_without_our_signature(header in any::<String>()) {
             let m = manager();
             prop_assert_ne!(
-                std::mem::discriminant(&m.read_cookie([header.as_str()].into_iter())),
+                std::mem::discriminant(&m.read_cookie([header.as_bytes()].into_iter())),
                 std::mem::discriminant(&CookieState::Valid(SessionId::random()))
             );
         }

@@ -307,13 +307,13 @@ impl UpstashClient {
 }
 
 /// One connection pool: keep-alive, no redirects (the REST API never redirects, and the
-/// redirect policy costs a URL parse per request), timeouts on connect and on each attempt.
+/// redirect policy costs a URL parse per request), a connect timeout. Each attempt's timeout
+/// is applied around the whole exchange in `call`, body included.
 fn http_client(config: &ClientConfig) -> Result<reqwest::Client, UpstashError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
-        .timeout(config.attempt_timeout)
         .pool_idle_timeout(Duration::from_secs(55))
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))

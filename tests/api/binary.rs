@@ -134,13 +134,34 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         .send()
         .await
         .unwrap();
+    // A second session of the same user, ended by id (its id is in the path), then all.
+    let other = client
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .unwrap();
+    let other_id = crate::helpers::id_of(&crate::helpers::session_cookie(&other).unwrap());
+    let ended = client
+        .delete(format!("{base}/sessions/{other_id}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
     client
-        .post(format!("{base}/logout/"))
+        .post(format!("{base}/logout/all/"))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     let (status, logs) = stop(&mut child);
+    assert!(
+        !logs.contains(&other_id),
+        "a session id from a path leaked into the logs"
+    );
+    assert!(logs.contains("ended_by_user"), "{logs}");
     assert_eq!(status, Some(0), "{logs}");
     assert!(logs.contains("session_created"), "{logs}");
     assert!(logs.contains("cookie_rejected"), "{logs}");
@@ -238,4 +259,5 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     }
     let created = created.expect("a session_created line");
     assert_eq!(created["span"]["request_id"], "req-42", "{created}");
+    assert_eq!(created["span"]["route"], "/login/", "{created}");
 }
