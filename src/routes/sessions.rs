@@ -115,19 +115,23 @@ pub async fn login(
     body: web::Json<LoginRequest>,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = Username::parse(&body.username)?;
-    let previous = match cookie_state(&req, &sessions) {
-        CookieState::Valid(id) => Some(id),
-        _ => None,
-    };
-    let session = sessions.login(&user, previous).await?;
-    let mut buf = [0u8; 36];
-    Ok(HttpResponse::Ok()
-        .cookie(sessions.session_cookie(&session))
-        .json(LoginResponse {
-            message: "Logged in successfully",
-            session_id: session.id.encode(&mut buf),
-        }))
+    sessions
+        .request(async {
+            let user = Username::parse(&body.username)?;
+            let previous = match cookie_state(&req, &sessions) {
+                CookieState::Valid(id) => Some(id),
+                _ => None,
+            };
+            let session = sessions.login(&user, previous).await?;
+            let mut buf = [0u8; 36];
+            Ok(HttpResponse::Ok()
+                .cookie(sessions.session_cookie(&session))
+                .json(LoginResponse {
+                    message: "Logged in successfully",
+                    session_id: session.id.encode(&mut buf),
+                }))
+        })
+        .await
 }
 
 /// `GET /profile/`: the session, its idle expiry reset to the full TTL.
@@ -148,14 +152,18 @@ pub async fn profile(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = require_session(&req, &sessions).await?;
-    let mut buf = [0u8; 36];
-    Ok(HttpResponse::Ok()
-        .cookie(sessions.session_cookie(&session))
-        .json(ProfileResponse {
-            session_id: session.id.encode(&mut buf),
-            session_data: &session.data,
-        }))
+    sessions
+        .request(async {
+            let session = require_session(&req, &sessions).await?;
+            let mut buf = [0u8; 36];
+            Ok(HttpResponse::Ok()
+                .cookie(sessions.session_cookie(&session))
+                .json(ProfileResponse {
+                    session_id: session.id.encode(&mut buf),
+                    session_data: &session.data,
+                }))
+        })
+        .await
 }
 
 /// `POST /logout/`: deletes the session (if any) and clears the cookie; always 200.
@@ -174,14 +182,18 @@ pub async fn logout(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    if let CookieState::Valid(id) = cookie_state(&req, &sessions) {
-        sessions.logout(&id).await?;
-    }
-    Ok(HttpResponse::Ok()
-        .cookie(sessions.removal_cookie())
-        .json(MessageResponse {
-            message: "Logged out successfully",
-        }))
+    sessions
+        .request(async {
+            if let CookieState::Valid(id) = cookie_state(&req, &sessions) {
+                sessions.logout(&id).await?;
+            }
+            Ok(HttpResponse::Ok()
+                .cookie(sessions.removal_cookie())
+                .json(MessageResponse {
+                    message: "Logged out successfully",
+                }))
+        })
+        .await
 }
 
 /// `GET /sessions/`: every live session of the current user, newest first.
@@ -202,30 +214,34 @@ pub async fn list(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = require_session(&req, &sessions).await?;
-    let all = sessions.list(&current).await?;
-    let mut list: Vec<SessionSummary> = all
-        .into_iter()
-        .map(|(id, data)| SessionSummary {
-            session_id: id.to_string(),
-            created_at: data.created_at,
-            current: id == current.id,
+    sessions
+        .request(async {
+            let current = require_session(&req, &sessions).await?;
+            let all = sessions.list(&current).await?;
+            let mut list: Vec<SessionSummary> = all
+                .into_iter()
+                .map(|(id, data)| SessionSummary {
+                    session_id: id.to_string(),
+                    created_at: data.created_at,
+                    current: id == current.id,
+                })
+                .collect();
+            // The current session was just read live: make sure a lagging index never hides it.
+            if !list.iter().any(|s| s.current) {
+                list.insert(
+                    0,
+                    SessionSummary {
+                        session_id: current.id.to_string(),
+                        created_at: current.data.created_at,
+                        current: true,
+                    },
+                );
+            }
+            Ok(HttpResponse::Ok()
+                .cookie(sessions.session_cookie(&current))
+                .json(SessionList { sessions: list }))
         })
-        .collect();
-    // The current session was just read live: make sure a lagging index never hides it.
-    if !list.iter().any(|s| s.current) {
-        list.insert(
-            0,
-            SessionSummary {
-                session_id: current.id.to_string(),
-                created_at: current.data.created_at,
-                current: true,
-            },
-        );
-    }
-    Ok(HttpResponse::Ok()
-        .cookie(sessions.session_cookie(&current))
-        .json(SessionList { sessions: list }))
+        .await
 }
 
 /// `DELETE /sessions/{session_id}`: ends one of the current user's sessions; 404 for any
@@ -249,18 +265,22 @@ pub async fn end_one(
     path: web::Path<String>,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = require_session(&req, &sessions).await?;
-    let target = SessionId::parse(&path).ok_or(ApiError::SessionNotFound)?;
-    if !sessions.end_one(&current, &target).await? {
-        return Err(ApiError::SessionNotFound);
-    }
-    let mut response = HttpResponse::Ok();
-    if target == current.id {
-        response.cookie(sessions.removal_cookie());
-    }
-    Ok(response.json(MessageResponse {
-        message: "Session ended",
-    }))
+    sessions
+        .request(async {
+            let current = require_session(&req, &sessions).await?;
+            let target = SessionId::parse(&path).ok_or(ApiError::SessionNotFound)?;
+            if !sessions.end_one(&current, &target).await? {
+                return Err(ApiError::SessionNotFound);
+            }
+            let mut response = HttpResponse::Ok();
+            if target == current.id {
+                response.cookie(sessions.removal_cookie());
+            }
+            Ok(response.json(MessageResponse {
+                message: "Session ended",
+            }))
+        })
+        .await
 }
 
 /// `POST /logout/all/`: ends every session of the current user and clears the cookie.
@@ -281,12 +301,16 @@ pub async fn logout_all(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = require_session(&req, &sessions).await?;
-    let ended = sessions.end_all(&current).await?;
-    Ok(HttpResponse::Ok()
-        .cookie(sessions.removal_cookie())
-        .json(LogoutAllResponse {
-            message: "Logged out of all sessions",
-            ended,
-        }))
+    sessions
+        .request(async {
+            let current = require_session(&req, &sessions).await?;
+            let ended = sessions.end_all(&current).await?;
+            Ok(HttpResponse::Ok()
+                .cookie(sessions.removal_cookie())
+                .json(LogoutAllResponse {
+                    message: "Logged out of all sessions",
+                    ended,
+                }))
+        })
+        .await
 }

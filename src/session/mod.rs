@@ -110,6 +110,11 @@ impl std::fmt::Debug for SessionManager {
     }
 }
 
+tokio::task_local! {
+    /// The store deadline of the request being handled (see [`SessionManager::request`]).
+    static DEADLINE: tokio::time::Instant;
+}
+
 /// Unix time in milliseconds.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -150,17 +155,35 @@ impl SessionManager {
         &self.config
     }
 
-    /// Runs store work within the request's deadline.
+    /// Runs the handling of one request under one store deadline: every store call made
+    /// inside shares the same budget, so a request that needs several calls still answers
+    /// within `UPSTASH_TIMEOUT_MS` in total.
+    pub async fn request<F: Future>(&self, work: F) -> F::Output {
+        match self.config.deadline {
+            None => work.await,
+            Some(budget) => {
+                DEADLINE
+                    .scope(tokio::time::Instant::now() + budget, work)
+                    .await
+            }
+        }
+    }
+
+    /// Runs store work within the request's deadline (or a fresh one outside
+    /// [`Self::request`]).
     async fn within<T>(
         &self,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match self.config.deadline {
-            None => work.await,
-            Some(deadline) => match tokio::time::timeout(deadline, work).await {
-                Ok(result) => result,
-                Err(elapsed) => Err(StoreError::Timeout(Box::new(elapsed))),
-            },
+        let Some(budget) = self.config.deadline else {
+            return work.await;
+        };
+        let at = DEADLINE
+            .try_with(|at| *at)
+            .unwrap_or_else(|_| tokio::time::Instant::now() + budget);
+        match tokio::time::timeout_at(at, work).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(StoreError::Timeout(Box::new(elapsed))),
         }
     }
 

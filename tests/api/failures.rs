@@ -382,3 +382,33 @@ on_both_backends!(
     hundreds_of_concurrent_logins_give_distinct_sessions_that_all_read_back,
     a_profile_read_racing_a_logout_never_brings_the_session_back,
 );
+
+#[tokio::test]
+async fn a_request_needing_several_upstash_calls_still_answers_within_one_deadline() {
+    let app = spawn_app_with(Backend::Upstash, |s| {
+        s.upstash_timeout = Duration::from_millis(1000)
+    })
+    .await;
+    let (_, cookie) = app.login("alice").await;
+    // The session read (first call) answers after 0.7 s; the index read (second) stalls.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .with_priority(2)
+        .mount(&app.fake().server)
+        .await;
+    let apply = app.fake().applier();
+    Mock::given(method("POST"))
+        .respond_with(move |req: &wiremock::Request| {
+            apply(req).set_delay(Duration::from_millis(700))
+        })
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.fake().server)
+        .await;
+    let started = Instant::now();
+    let response = app.get("/sessions/", Some(&cookie)).await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504);
+    // Two separate budgets would take at least 0.7 + 1.0 s.
+    assert!(took < Duration::from_millis(1600), "{took:?}");
+}
