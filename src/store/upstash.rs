@@ -8,7 +8,7 @@
 //!
 //! | operation | requests | commands |
 //! |---|---|---|
-//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIREAT (+ DEL of a replaced session) |
+//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT (+ DEL of a replaced session) |
 //! | load | 1 | GETEX EX |
 //! | delete | 1 | DEL |
 //! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
@@ -116,6 +116,7 @@ impl SessionStore for UpstashStore {
         let json = serde_json::to_string(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut buf = [0u8; 36];
         let member = id.encode(&mut buf);
+        let index_ttl = data.absolute_expires_at.saturating_sub(unix_now()).max(1) as i64;
         let mut commands = vec![
             Command::new("SET")
                 .arg(key.as_str())
@@ -131,9 +132,17 @@ impl SessionStore for UpstashStore {
                 .arg(index.as_str())
                 .arg("-inf")
                 .int(unix_now() as i64),
-            Command::new("EXPIREAT")
+            // The index lives as long as its longest-lived session: set an expiry when it has
+            // none, and only ever push it later (a shorter SESSION_ABSOLUTE_TTL_SECONDS after
+            // a redeploy must not cut older sessions out of the index).
+            Command::new("EXPIRE")
                 .arg(index.as_str())
-                .int(data.absolute_expires_at as i64),
+                .int(index_ttl)
+                .arg("NX"),
+            Command::new("EXPIRE")
+                .arg(index.as_str())
+                .int(index_ttl)
+                .arg("GT"),
         ];
         if let Some(old) = replaces {
             commands.push(Command::new("DEL").arg(session_key(old)));

@@ -276,7 +276,7 @@ fn arity(name: &str) -> Option<(usize, usize)> {
         "GET" | "TTL" | "PTTL" | "ZCARD" => (2, 2),
         "SET" => (3, MANY),
         "GETEX" | "DEL" | "EXISTS" | "MGET" => (2, MANY),
-        "EXPIRE" | "EXPIREAT" => (3, 3),
+        "EXPIRE" | "EXPIREAT" => (3, 4),
         "ZADD" | "ZRANGE" | "ZREMRANGEBYSCORE" => {
             (4, if name == "ZREMRANGEBYSCORE" { 4 } else { MANY })
         }
@@ -431,6 +431,18 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             let Some(entry) = st.keys.get_mut(key) else {
                 return Ok(json!(0));
             };
+            // Redis 7 options; a key without expiry counts as an infinite one.
+            let allowed = match args.get(3).map(|o| o.to_ascii_uppercase()).as_deref() {
+                None => true,
+                Some("NX") => entry.expires.is_none(),
+                Some("XX") => entry.expires.is_some(),
+                Some("GT") => entry.expires.is_some_and(|old| when > old),
+                Some("LT") => entry.expires.is_none_or(|old| when < old),
+                Some(_) => return Err("ERR Unsupported option".into()),
+            };
+            if !allowed {
+                return Ok(json!(0));
+            }
             entry.expires = Some(when);
             st.purge();
             Ok(json!(1))

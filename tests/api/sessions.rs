@@ -210,3 +210,25 @@ async fn the_upstash_user_index_is_pruned_and_expires() {
     let ttl = app.fake().ttl("user_sessions:carol").unwrap();
     assert!((0..=2).contains(&ttl), "{ttl}");
 }
+
+#[tokio::test]
+async fn a_shorter_absolute_lifetime_after_a_redeploy_never_shortens_the_index() {
+    use crate::fake_upstash::FakeUpstash;
+    use crate::helpers::{spawn_with_settings, test_settings};
+    let fake = FakeUpstash::start().await;
+    let mut long = test_settings(Some(fake.uri()));
+    long.session.absolute_ttl = Duration::from_secs(3600);
+    let mut short = test_settings(Some(fake.uri()));
+    short.session.absolute_ttl = Duration::from_secs(60);
+    let before = spawn_with_settings(long, None).await;
+    let after = spawn_with_settings(short, Some(fake)).await;
+    let (_, laptop) = before.login("dana").await;
+    let (_, phone) = after.login("dana").await;
+    let ttl = after.fake().ttl("user_sessions:dana").unwrap();
+    assert!(ttl > 3500, "the index must outlive the 1 h session: {ttl}");
+    let body = json(after.get("/sessions/", Some(&phone)).await).await;
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 2, "{body}");
+    let ended = json(after.post("/logout/all/", Some(&phone)).await).await;
+    assert_eq!(ended["ended"], 2);
+    assert_eq!(before.profile(Some(&laptop)).await.status(), 404);
+}
