@@ -18,6 +18,7 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_ABSOLUTE_TTL_SECONDS",
     "SESSION_SECRET",
     "SESSION_SECRET_PREVIOUS",
+    "MAX_SESSIONS_PER_USER",
     "COOKIE_NAME",
     "COOKIE_SECURE",
     "COOKIE_SAMESITE",
@@ -66,6 +67,8 @@ pub struct SessionSettings {
     pub secret: Option<SecretString>,
     /// `SESSION_SECRET_PREVIOUS`: still accepted for verification, never used to sign.
     pub previous_secret: Option<SecretString>,
+    /// Most sessions one user may hold; a login past it ends the oldest.
+    pub max_per_user: usize,
 }
 
 /// Attributes of the session cookie.
@@ -117,6 +120,7 @@ impl Default for Settings {
                 absolute_ttl: Duration::from_secs(43_200),
                 secret: None,
                 previous_secret: None,
+                max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
             },
             cookie: CookieSettings {
                 name: "session_id".into(),
@@ -232,6 +236,14 @@ impl Settings {
                 )?),
                 secret,
                 previous_secret,
+                max_per_user: parse_int(
+                    "MAX_SESSIONS_PER_USER",
+                    get("MAX_SESSIONS_PER_USER"),
+                    1,
+                    10_000,
+                    crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
+                    "an integer from 1 to 10000",
+                )?,
             },
             cookie: CookieSettings {
                 name,

@@ -99,7 +99,10 @@ pub async fn session_manager(
             }
             check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;
             (
-                Arc::new(UpstashStore::new(Arc::new(client))),
+                Arc::new(
+                    UpstashStore::new(Arc::new(client))
+                        .with_max_sessions_per_user(settings.session.max_per_user),
+                ),
                 (
                     SigningKey::from_upstash_token(upstash.token().as_bytes()),
                     KeySource::UpstashToken,
@@ -113,7 +116,9 @@ pub async fn session_manager(
                  and are lost on restart; set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN to share them"
             );
             (
-                Arc::new(MemoryStore::new()),
+                Arc::new(
+                    MemoryStore::new().with_max_sessions_per_user(settings.session.max_per_user),
+                ),
                 (SigningKey::random(), KeySource::Random),
                 None,
             )

@@ -31,6 +31,7 @@ const PURGE_BATCH: usize = 1024;
 pub struct MemoryStore {
     shared: Arc<Shared>,
     _guard: Arc<DropGuard>,
+    max_per_user: usize,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -118,7 +119,14 @@ impl MemoryStore {
                 shared: shared.clone(),
             }),
             shared,
+            max_per_user: super::DEFAULT_MAX_SESSIONS_PER_USER,
         }
+    }
+
+    /// Sets how many sessions a user may hold; a login past it ends the oldest.
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
+        self
     }
 
     /// Sessions held, expired ones not yet purged included.
@@ -269,6 +277,20 @@ impl SessionStore for MemoryStore {
                     expires_at,
                 },
             );
+            let ids = state.ids_of(&data.user);
+            if ids.len() > self.max_per_user {
+                // End the oldest (earliest absolute expiry, as the Upstash index orders them).
+                // Never the session just created, which may tie with older ones.
+                let mut by_age: Vec<(u64, SessionId)> = ids
+                    .iter()
+                    .filter(|i| *i != id)
+                    .filter_map(|i| state.sessions.get(i).map(|e| (e.absolute_expires_at, *i)))
+                    .collect();
+                by_age.sort_unstable();
+                for (_, old) in by_age.iter().take(ids.len() - self.max_per_user) {
+                    state.remove(old);
+                }
+            }
             state.is_first(expires_at, *id)
         };
         if wake {

@@ -18,6 +18,9 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 pub use upstash::UpstashStore;
 
+/// Default of `MAX_SESSIONS_PER_USER`: past it, a login ends the user's oldest sessions.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
+
 /// A boxed error cause, kept for logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -118,7 +121,8 @@ pub enum StoreError {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Writes a new session with expiry `ttl`, unless `id` is taken. When `replaces` is given,
-    /// that session is deleted in the same operation (rotation on login).
+    /// that session is deleted in the same operation (rotation on login). When the user then
+    /// holds more sessions than the store's per-user limit, the oldest are ended.
     async fn create(
         &self,
         id: &SessionId,

@@ -8,7 +8,7 @@
 //!
 //! | operation | requests | commands |
 //! |---|---|---|
-//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT (+ DEL of a replaced session) |
+//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL of a replaced session); 2 more past the per-user limit |
 //! | load | 1 | GETEX EX |
 //! | delete | 1 | DEL |
 //! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
@@ -29,12 +29,66 @@ use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
 #[derive(Debug, Clone)]
 pub struct UpstashStore {
     client: Arc<UpstashClient>,
+    max_per_user: usize,
 }
 
 impl UpstashStore {
-    /// A store over `client`.
+    /// A store over `client`, with the default per-user limit.
     pub fn new(client: Arc<UpstashClient>) -> Self {
-        Self { client }
+        Self {
+            client,
+            max_per_user: super::DEFAULT_MAX_SESSIONS_PER_USER,
+        }
+    }
+
+    /// Sets how many index entries (sessions) a user may hold; a login past it ends the
+    /// oldest. This also bounds the `MGET` of a listing and the `DEL` of `delete_user`.
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
+        self
+    }
+
+    /// Ends the `excess` oldest sessions of the index `index`, never `keep` (the session
+    /// just created, which may tie on score with older ones). Two requests; only after a
+    /// login took the user past the limit.
+    async fn evict_oldest(
+        &self,
+        index: &str,
+        excess: usize,
+        keep: &SessionId,
+    ) -> Result<usize, StoreError> {
+        let oldest = self
+            .client
+            .command(
+                &Command::new("ZRANGE")
+                    .arg(index)
+                    .arg("0")
+                    .int(excess as i64),
+                RetryPolicy::Idempotent,
+            )
+            .await
+            .map_err(map_err)?;
+        let ids: Vec<SessionId> = ids_of(oldest, "ZRANGE")?
+            .into_iter()
+            .filter(|id| id != keep)
+            .take(excess)
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut del = Command::new("DEL");
+        let mut zrem = Command::new("ZREM").arg(index);
+        for id in &ids {
+            del = del.arg(session_key(id));
+            zrem = zrem.arg(id.to_string());
+        }
+        let mut items = self
+            .client
+            .transaction(&[del, zrem], RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        item(&mut items, 1, "ZREM")?;
+        Ok(ids.len())
     }
 
     /// The client, for callers that need raw access (health checks, tools).
@@ -147,6 +201,8 @@ impl SessionStore for UpstashStore {
         if let Some(old) = replaces {
             commands.push(Command::new("DEL").arg(session_key(old)));
         }
+        let zcard_at = commands.len();
+        commands.push(Command::new("ZCARD").arg(index.as_str()));
         // Every command here is idempotent except SET NX, whose second run finds our own
         // record: that case is told apart below, so the whole request is retry-safe.
         let mut items = self
@@ -154,11 +210,33 @@ impl SessionStore for UpstashStore {
             .transaction(&commands, RetryPolicy::Idempotent)
             .await
             .map_err(map_err)?;
-        for (i, command) in commands.iter().enumerate().skip(1) {
+        let held = item(&mut items, zcard_at, "ZCARD")?
+            .as_int()
+            .unwrap_or(0)
+            .max(0) as usize;
+        for (i, command) in commands.iter().enumerate().take(zcard_at).skip(1) {
             item(&mut items, i, command.name())?;
         }
         match item(&mut items, 0, "SET")? {
-            Reply::Str(ok) if ok == "OK" => Ok(Created::Created),
+            Reply::Str(ok) if ok == "OK" => {
+                if held > self.max_per_user {
+                    // The login stands even if trimming fails; the next login trims again.
+                    match self
+                        .evict_oldest(&index, held - self.max_per_user, id)
+                        .await
+                    {
+                        Ok(n) => tracing::info!(
+                            event = "sessions_evicted",
+                            count = n,
+                            "a user passed the session limit; oldest sessions ended"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not end the oldest sessions of a user past the limit")
+                        }
+                    }
+                }
+                Ok(Created::Created)
+            }
             Reply::Nil => {
                 // Either a retried attempt already wrote this record, or the id is taken.
                 let existing = self

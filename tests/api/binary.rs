@@ -261,3 +261,17 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
     assert_eq!(created["span"]["request_id"], "req-42", "{created}");
     assert_eq!(created["span"]["route"], "/login/", "{created}");
 }
+
+#[test]
+fn every_setting_is_in_env_example_and_the_readme_table() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/.env.example")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    for var in upstash_sessions::settings::VARIABLES {
+        assert!(example.contains(var), "{var} missing from .env.example");
+        assert!(
+            readme.contains(&format!("| `{var}` |")),
+            "{var} missing from the README table"
+        );
+    }
+}

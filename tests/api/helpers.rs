@@ -59,8 +59,11 @@ pub fn upstash_settings(uri: &str, token: &str) -> upstash_sessions::settings::U
     }
 }
 
-/// Starts the app with exactly `settings`.
+/// Starts the app with exactly `settings`. `TEST_LOG=1` shows the service's logs.
 pub async fn spawn_with_settings(settings: Settings, upstash: Option<FakeUpstash>) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        upstash_sessions::telemetry::init(upstash_sessions::settings::LogFormat::Pretty);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let app = Application::build_with_listener(settings, listener)
         .await

@@ -172,6 +172,7 @@ on_both_backends!(
     another_users_session_cannot_be_ended_or_probed,
     logout_all_ends_every_session_of_the_user_and_only_theirs,
     a_session_created_during_logout_all_is_listed_or_ended,
+    a_login_past_the_per_user_limit_ends_the_oldest_sessions,
 );
 
 #[tokio::test]
@@ -231,4 +232,41 @@ async fn a_shorter_absolute_lifetime_after_a_redeploy_never_shortens_the_index()
     let ended = json(after.post("/logout/all/", Some(&phone)).await).await;
     assert_eq!(ended["ended"], 2);
     assert_eq!(before.profile(Some(&laptop)).await.status(), 404);
+}
+
+async fn a_login_past_the_per_user_limit_ends_the_oldest_sessions(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.session.max_per_user = 3).await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(app.login("erin").await.1);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        cookies.push(app.login("erin").await.1);
+    }
+    let newest = cookies.last().unwrap();
+    assert_eq!(app.profile(Some(newest)).await.status(), 200);
+    let listed = json(app.get("/sessions/", Some(newest)).await).await["sessions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(listed, 3);
+    let alive = {
+        let mut n = 0;
+        for cookie in &cookies {
+            if app.profile(Some(cookie)).await.status() == 200 {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(alive, 3);
+    // The two logged in last survive: the eviction took older ones.
+    assert_eq!(app.profile(Some(&cookies[3])).await.status(), 200);
+    if let Some(fake) = &app.upstash {
+        assert_eq!(fake.zcard("user_sessions:erin"), 3);
+    }
+    // Another user is not affected.
+    let (_, other) = app.login("frank").await;
+    assert_eq!(app.profile(Some(&other)).await.status(), 200);
 }
