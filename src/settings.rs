@@ -284,9 +284,13 @@ impl Settings {
         })
     }
 
-    /// `host:port` to bind.
+    /// `host:port` to bind (`[v6]:port` for an IPv6 host).
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -440,6 +444,12 @@ mod tests {
         assert!(s.cookie.secure);
         assert_eq!(s.cookie.name, "session_id");
         assert_eq!(s.cookie.same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_bracketed() {
+        let s = from(&[("HOST", "::1"), ("PORT", "9000")]).unwrap();
+        assert_eq!(s.address(), "[::1]:9000");
     }
 
     #[test]

@@ -7,7 +7,11 @@ pub mod health;
 pub mod request_id;
 pub mod sessions;
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{
+    guard::{self, GuardContext},
+    http::{header, StatusCode},
+    web, HttpResponse,
+};
 
 pub use error::{json_error, ApiError, ErrorBody};
 
@@ -35,7 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/login/", "/login"] {
         cfg.service(
             web::resource(path)
-                .route(web::post().to(sessions::login))
+                .route(
+                    web::post()
+                        .guard(guard::fn_guard(is_json))
+                        .to(sessions::login),
+                )
+                .route(web::post().to(unsupported_media_type))
                 .default_service(web::to(method_not_allowed)),
         );
     }
@@ -68,6 +77,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(health::healthz).service(health::readyz);
+}
+
+/// Whether the request body is declared as exactly `application/json` (parameters such as
+/// `charset` allowed). actix's JSON extractor also takes `text/json` and `*/*+json`; login
+/// must not, so that no cross-site form or unusual type can log a browser in.
+fn is_json(ctx: &GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Login with a body that is not `application/json`.
+async fn unsupported_media_type() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::BadBody {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message: "Content-Type must be application/json".to_owned(),
+    })
 }
 
 /// Fallback for a known path with another method.

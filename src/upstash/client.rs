@@ -30,8 +30,8 @@ use super::{
 const SYNC_TOKEN: &str = "upstash-sync-token";
 const ENCODING: &str = "upstash-encoding";
 
-/// How the client talks to Upstash.
-#[derive(Debug, Clone)]
+/// How the client talks to Upstash. Its `Debug` output leaves the token out.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The REST URL, e.g. `https://eu1-example.upstash.io`.
     pub url: Url,
@@ -47,6 +47,18 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     /// Largest backoff delay.
     pub backoff_max: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &self.url.as_str())
+            .field("token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientConfig {
@@ -276,6 +288,7 @@ impl UpstashClient {
             _ => UpstashError::Status {
                 status: status.as_u16(),
                 message,
+                retry_after,
             },
         })
     }

@@ -21,13 +21,21 @@ pub enum UpstashError {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// Any other non-2xx status (5xx, 400, 405...), with the error text or the raw body.
+    /// Any other non-2xx status (5xx, 405...), with the error text or the raw body, and the
+    /// `Retry-After` delay when the server gave one (e.g. a 503).
     #[error("Upstash answered HTTP {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// A 2xx answer carrying `{"error": ...}` (a Redis error such as WRONGTYPE or a quota).
     #[error("Upstash command failed: {0}")]
     Command(String),
-    /// The body was not JSON, or not the shape the REST API documents.
+    /// The body was not JSON (an edge proxy's error page, a truncated answer): worth a retry.
+    #[error("Upstash reply is not JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not the shape the REST API documents: a retry would get the same.
     #[error("Upstash reply is not valid: {0}")]
     Protocol(String),
 }
@@ -39,9 +47,11 @@ impl UpstashError {
             UpstashError::Transport(_)
             | UpstashError::Timeout(_)
             | UpstashError::RateLimited { .. }
-            | UpstashError::Protocol(_) => true,
+            | UpstashError::NotJson(_) => true,
             UpstashError::Status { status, .. } => *status >= 500,
-            UpstashError::Unauthorized(_) | UpstashError::Command(_) => false,
+            UpstashError::Unauthorized(_)
+            | UpstashError::Command(_)
+            | UpstashError::Protocol(_) => false,
         }
     }
 
@@ -55,6 +65,7 @@ impl UpstashError {
             UpstashError::Status { status, .. } if *status >= 500 => "status_5xx",
             UpstashError::Status { .. } => "status_4xx",
             UpstashError::Command(_) => "command",
+            UpstashError::NotJson(_) => "not_json",
             UpstashError::Protocol(_) => "protocol",
         }
     }
@@ -62,7 +73,8 @@ impl UpstashError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            UpstashError::RateLimited { retry_after, .. } => *retry_after,
+            UpstashError::RateLimited { retry_after, .. }
+            | UpstashError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -102,7 +102,7 @@ fn snippet(body: &[u8]) -> String {
 }
 
 fn not_json(body: &[u8]) -> UpstashError {
-    UpstashError::Protocol(format!("body is not JSON: {:?}", snippet(body)))
+    UpstashError::NotJson(format!("{:?}", snippet(body)))
 }
 
 /// One `{"result": X}` or `{"error": "..."}` object.
@@ -221,8 +221,11 @@ mod tests {
     #[test]
     fn a_non_json_body_is_a_protocol_error() {
         let err = parse_single_body(b"error code: 1016", true).unwrap_err();
-        assert!(matches!(err, UpstashError::Protocol(_)));
+        assert!(matches!(err, UpstashError::NotJson(_)));
         assert!(err.is_retryable());
+        let err = parse_single_body(br#"{"result":true}"#, true).unwrap_err();
+        assert!(matches!(err, UpstashError::Protocol(_)));
+        assert!(!err.is_retryable());
     }
 
     #[test]

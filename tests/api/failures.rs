@@ -134,8 +134,6 @@ async fn a_non_json_upstash_body_is_retried_and_then_a_503() {
 
 #[tokio::test]
 async fn upstash_error_texts_never_reach_the_client() {
-    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
-    let (_, cookie) = app.login("alice").await;
     for (status, text) in [
         (
             400,
@@ -144,6 +142,9 @@ async fn upstash_error_texts_never_reach_the_client() {
         (401, "WRONGPASS invalid or missing auth token"),
         (500, "SRH: Unable to connect to the Redis server"),
     ] {
+        let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+        let (_, cookie) = app.login("alice").await;
+        app.fake().reset_counters();
         fail_next(
             &app,
             10,
@@ -154,8 +155,8 @@ async fn upstash_error_texts_never_reach_the_client() {
         assert_eq!(response.status(), 503, "{text}");
         let body = response.text().await.unwrap();
         assert_eq!(body, r#"{"error":"session store unavailable"}"#);
-        app.fake().server.reset().await;
-        // Re-mount the fake after the reset.
+        // The fault mock answered, not the fake behind it.
+        assert_eq!(app.fake().requests(), 0);
     }
 }
 

@@ -186,9 +186,46 @@ async fn instances_sharing_an_upstash_token_accept_each_others_cookies_without_a
 }
 
 #[tokio::test]
-async fn memory_store_instances_do_not_share_keys() {
-    let one = spawn_app_with(Backend::Memory, |_| {}).await;
-    let two = spawn_app_with(Backend::Memory, |_| {}).await;
-    let (_, cookie) = one.login("alice").await;
-    assert_eq!(two.profile(Some(&cookie)).await.status(), 404);
+async fn memory_store_instances_sign_with_different_random_keys() {
+    use upstash_sessions::{session::ActiveSession, startup::session_manager, store::SessionId};
+    let settings = test_settings(None);
+    let one = session_manager(&settings, None).await.unwrap();
+    let two = session_manager(&settings, None).await.unwrap();
+    let (_, cookie) = spawn_app_with(Backend::Memory, |_| {})
+        .await
+        .login("x")
+        .await;
+    let _ = cookie;
+    let session = ActiveSession {
+        id: SessionId::random(),
+        data: upstash_sessions::store::SessionData {
+            user: "alice".into(),
+            status: "active".into(),
+            created_at: 0,
+            absolute_expires_at: u64::MAX / 1000,
+        },
+    };
+    let a = one.session_cookie(&session).value().to_owned();
+    let b = two.session_cookie(&session).value().to_owned();
+    assert_ne!(
+        a, b,
+        "two processes on the memory store must not share a key"
+    );
+    assert_eq!(
+        a,
+        one.session_cookie(&session).value(),
+        "signing is deterministic"
+    );
+}
+
+#[tokio::test]
+async fn the_upstash_sync_token_of_a_login_is_sent_with_the_next_read() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    app.profile(Some(&cookie)).await;
+    let sent = app
+        .fake()
+        .last_sync_token_received()
+        .expect("a sync token was sent");
+    assert!(sent.starts_with("fake-"), "{sent}");
 }

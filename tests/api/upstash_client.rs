@@ -296,7 +296,7 @@ async fn a_non_json_200_body_is_retried_then_reported() {
         .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
         .await
         .unwrap_err();
-    assert!(matches!(err, UpstashError::Protocol(_)), "{err}");
+    assert!(matches!(err, UpstashError::NotJson(_)), "{err}");
 }
 
 #[tokio::test]
@@ -344,4 +344,47 @@ async fn the_token_never_appears_in_debug_output() {
     let server = MockServer::start().await;
     let c = client(&server, 1000);
     assert!(!format!("{c:?}").contains("secret-token"));
+    let config = ClientConfig::new(
+        reqwest::Url::parse(&server.uri()).unwrap(),
+        "secret-token",
+        Duration::from_secs(1),
+    );
+    assert!(!format!("{config:?}").contains("secret-token"));
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_waited_out() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(1.into()))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let r = client(&server, 3000)
+        .command(&Command::new("DEL").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Int(1));
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+#[tokio::test]
+async fn a_reply_of_the_wrong_shape_is_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"result": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, 1000)
+        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::Protocol(_)), "{err}");
 }
