@@ -622,6 +622,11 @@ fi
 if [[ $MILLION == 1 ]]; then
     svc_env+=(SESSION_TTL_SECONDS=31536000 SESSION_ABSOLUTE_TTL_SECONDS=31536000)
 fi
+# SVC_ENV="UPSTASH_AUTO_PIPELINE=false ..." passes extra settings to the service (A/B runs).
+if [[ -n ${SVC_ENV:-} ]]; then
+    read -r -a extra_env <<<"$SVC_ENV"
+    svc_env+=("${extra_env[@]}")
+fi
 log "starting upstash-sessions on 127.0.0.1:$SVC_PORT ($MODE store${SVC_WORKERS:+, WORKERS=$SVC_WORKERS})"
 (
     cd "$RUN_DIR"

@@ -12,6 +12,7 @@ pub const VARIABLES: &[&str] = &[
     "UPSTASH_REDIS_REST_URL",
     "UPSTASH_REDIS_REST_TOKEN",
     "UPSTASH_TIMEOUT_MS",
+    "UPSTASH_AUTO_PIPELINE",
     "HOST",
     "PORT",
     "SESSION_TTL_SECONDS",
@@ -40,6 +41,8 @@ pub struct Settings {
     pub upstash: Option<UpstashSettings>,
     /// Total budget of one incoming request for its Upstash work.
     pub upstash_timeout: Duration,
+    /// Whether concurrent session reads share `/pipeline` requests.
+    pub upstash_auto_pipeline: bool,
     pub session: SessionSettings,
     pub cookie: CookieSettings,
     /// HTTP worker threads; `None`: one per CPU core.
@@ -115,6 +118,7 @@ impl Default for Settings {
             port: 8000,
             upstash: None,
             upstash_timeout: Duration::from_millis(3000),
+            upstash_auto_pipeline: true,
             session: SessionSettings {
                 idle_ttl: Duration::from_secs(900),
                 absolute_ttl: Duration::from_secs(43_200),
@@ -198,7 +202,13 @@ impl Settings {
             Some(v) => parse_same_site(&v, secure)?,
         };
 
+        let upstash_auto_pipeline = match get("UPSTASH_AUTO_PIPELINE") {
+            None => defaults.upstash_auto_pipeline,
+            Some(v) => parse_bool("UPSTASH_AUTO_PIPELINE", &v)?,
+        };
+
         Ok(Settings {
+            upstash_auto_pipeline,
             host: get("HOST").unwrap_or(defaults.host),
             port: parse_int(
                 "PORT",

@@ -101,7 +101,8 @@ pub async fn session_manager(
             (
                 Arc::new(
                     UpstashStore::new(Arc::new(client))
-                        .with_max_sessions_per_user(settings.session.max_per_user),
+                        .with_max_sessions_per_user(settings.session.max_per_user)
+                        .with_auto_pipeline(settings.upstash_auto_pipeline),
                 ),
                 (
                     SigningKey::from_upstash_token(upstash.token().as_bytes()),

@@ -30,6 +30,7 @@ use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
 pub struct UpstashStore {
     client: Arc<UpstashClient>,
     max_per_user: usize,
+    auto_pipeline: bool,
 }
 
 impl UpstashStore {
@@ -38,7 +39,14 @@ impl UpstashStore {
         Self {
             client,
             max_per_user: super::DEFAULT_MAX_SESSIONS_PER_USER,
+            auto_pipeline: true,
         }
+    }
+
+    /// Whether concurrent session reads share `/pipeline` requests (default: yes).
+    pub fn with_auto_pipeline(mut self, on: bool) -> Self {
+        self.auto_pipeline = on;
+        self
     }
 
     /// Sets how many index entries (sessions) a user may hold; a login past it ends the
@@ -270,17 +278,17 @@ impl SessionStore for UpstashStore {
         idle_ttl: Duration,
     ) -> Result<Option<SessionData>, StoreError> {
         let key = session_key(id);
-        let reply = self
-            .client
-            .command(
-                &Command::new("GETEX")
-                    .arg(key.as_str())
-                    .arg("EX")
-                    .int(idle_ttl.as_secs().max(1) as i64),
-                RetryPolicy::Idempotent,
-            )
-            .await
-            .map_err(map_err)?;
+        // The hot path: concurrent reads share one /pipeline request (still one command each).
+        let getex = Command::new("GETEX")
+            .arg(key.as_str())
+            .arg("EX")
+            .int(idle_ttl.as_secs().max(1) as i64);
+        let reply = if self.auto_pipeline {
+            self.client.command_coalesced(&getex).await
+        } else {
+            self.client.command(&getex, RetryPolicy::Idempotent).await
+        }
+        .map_err(map_err)?;
         match reply {
             Reply::Nil => Ok(None),
             Reply::Str(json) => parse_record(&json).map(Some),

@@ -8,7 +8,7 @@
 //! sync token, metrics, configuration) is shared.
 
 use std::{
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -90,14 +90,16 @@ pub enum RetryPolicy {
 pub struct UpstashClient {
     /// One connection pool per thread (see the module docs).
     pools: ThreadLocal<reqwest::Client>,
-    root: Url,
-    pipeline: Url,
+    pub(super) root: Url,
+    pub(super) pipeline: Url,
     multi_exec: Url,
     auth: HeaderValue,
     config: ClientConfig,
     /// The latest `upstash-sync-token` seen, sent back on every request.
     sync_token: Mutex<Option<HeaderValue>>,
     metrics: Option<UpstashMetrics>,
+    /// Commands waiting to be pipelined, per thread (see `batch.rs`).
+    pub(super) batches: ThreadLocal<Arc<Mutex<super::batch::Batch>>>,
 }
 
 impl std::fmt::Debug for UpstashClient {
@@ -132,6 +134,7 @@ impl UpstashClient {
             config,
             sync_token: Mutex::new(None),
             metrics: None,
+            batches: ThreadLocal::new(),
         })
     }
 
@@ -187,7 +190,7 @@ impl UpstashClient {
 
     /// Sends `body` to `url` and parses the answer until that succeeds, fails for good, or
     /// the budget is spent. A body that is not JSON counts as a failed attempt.
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         url: &Url,
         endpoint: &'static str,
@@ -259,7 +262,10 @@ impl UpstashClient {
         if let Some(token) = self.current_sync_token() {
             request = request.header(SYNC_TOKEN, token);
         }
-        let response = request.send().await.map_err(UpstashError::Transport)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| UpstashError::Transport(Arc::new(e)))?;
         let status = response.status();
         if let Some(token) = response.headers().get(SYNC_TOKEN) {
             if !token.is_empty() {
@@ -272,7 +278,10 @@ impl UpstashClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(UpstashError::Transport)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| UpstashError::Transport(Arc::new(e)))?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -331,7 +340,7 @@ fn http_client(config: &ClientConfig) -> Result<reqwest::Client, UpstashError> {
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
         .build()
-        .map_err(UpstashError::Transport)
+        .map_err(|e| UpstashError::Transport(Arc::new(e)))
 }
 
 /// A failure found with no budget left to retry is reported as the timeout it amounts to

@@ -1,14 +1,14 @@
 //! The Upstash client's error type, classified for retries and for mapping to HTTP upstream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// Why an Upstash call failed. Texts from Upstash are kept for logs; callers must not show
-/// them to end users.
-#[derive(Debug, thiserror::Error)]
+/// them to end users. Cloneable, so one failed pipeline can fail each of its callers.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstashError {
     /// Connecting, sending or reading failed (refused, reset, DNS, TLS).
     #[error("could not reach Upstash: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Arc<reqwest::Error>),
     /// The call did not finish within its deadline (all attempts included).
     #[error("Upstash did not answer within {0:?}")]
     Timeout(Duration),

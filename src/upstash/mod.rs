@@ -2,6 +2,7 @@
 //! and errors, timeouts, retries of retry-safe calls, and the `upstash-sync-token`
 //! read-your-writes header. It knows nothing of sessions.
 
+mod batch;
 mod client;
 mod command;
 mod error;

@@ -270,3 +270,26 @@ async fn a_login_past_the_per_user_limit_ends_the_oldest_sessions(backend: Backe
     let (_, other) = app.login("frank").await;
     assert_eq!(app.profile(Some(&other)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn concurrent_profile_reads_share_pipeline_requests_one_command_each() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let mut cookies = Vec::new();
+    for i in 0..40 {
+        cookies.push(app.login(&format!("user{i}")).await.1);
+    }
+    let fake = app.fake();
+    fake.reset_counters();
+    let reads = futures_util::future::join_all(cookies.iter().map(|c| app.profile(Some(c)))).await;
+    for (read, cookie) in reads.into_iter().zip(&cookies) {
+        assert_eq!(read.status(), 200);
+        assert_eq!(json(read).await["session_id"], id_of(cookie).as_str());
+    }
+    assert_eq!(fake.commands(), 40, "one GETEX per read");
+    assert!(fake.requests() <= 40);
+    assert!(fake
+        .command_names()
+        .iter()
+        .flatten()
+        .all(|name| name == "GETEX"));
+}

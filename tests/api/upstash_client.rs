@@ -388,3 +388,70 @@ async fn a_reply_of_the_wrong_shape_is_not_retried() {
         .unwrap_err();
     assert!(matches!(err, UpstashError::Protocol(_)), "{err}");
 }
+
+#[tokio::test]
+async fn commands_issued_together_share_one_pipeline_request_and_keep_their_own_results() {
+    let server = MockServer::start().await;
+    Mock::given(path("/pipeline"))
+        .and(body_json(serde_json::json!([
+            ["GETEX", "a", "EX", "900"],
+            ["GETEX", "b", "EX", "900"],
+            ["GETEX", "c", "EX", "900"]
+        ])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"result": b64("A")}, {"result": null}, {"error": "WRONGTYPE x"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = std::sync::Arc::new(client(&server, 1000));
+    let get = |k: &'static str| {
+        let c = c.clone();
+        async move {
+            c.command_coalesced(&Command::new("GETEX").arg(k).arg("EX").int(900))
+                .await
+        }
+    };
+    let (a, b, x) = tokio::join!(get("a"), get("b"), get("c"));
+    assert_eq!(a.unwrap(), Reply::Str("A".into()));
+    assert_eq!(b.unwrap(), Reply::Nil);
+    assert!(matches!(x.unwrap_err(), UpstashError::Command(m) if m == "WRONGTYPE x"));
+}
+
+#[tokio::test]
+async fn a_failed_pipeline_fails_each_of_its_callers() {
+    let server = MockServer::start().await;
+    Mock::given(path("/pipeline"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "WRONGPASS"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = std::sync::Arc::new(client(&server, 1000));
+    let (ga, gb) = (
+        Command::new("GETEX").arg("a"),
+        Command::new("GETEX").arg("b"),
+    );
+    let (a, b) = tokio::join!(c.command_coalesced(&ga), c.command_coalesced(&gb));
+    assert!(matches!(a.unwrap_err(), UpstashError::Unauthorized(_)));
+    assert!(matches!(b.unwrap_err(), UpstashError::Unauthorized(_)));
+}
+
+#[tokio::test]
+async fn a_command_alone_is_sent_as_a_single_command() {
+    let server = MockServer::start().await;
+    Mock::given(path("/"))
+        .and(body_json(serde_json::json!(["GETEX", "a"])))
+        .respond_with(ok(serde_json::Value::Null))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = std::sync::Arc::new(client(&server, 1000));
+    assert_eq!(
+        c.command_coalesced(&Command::new("GETEX").arg("a"))
+            .await
+            .unwrap(),
+        Reply::Nil
+    );
+}
