@@ -1,7 +1,7 @@
 //! Request ids: each request gets an `X-Request-Id` (kept from the request when it is a
 //! sane token, else a fresh random one), a tracing span carrying it with the method and the
-//! route pattern (never the raw path, which may hold a session id), so every log line of the
-//! request has it, and the same header on the response.
+//! path (with session ids replaced by the route pattern), so every log line of the request
+//! has it, and the same header on the response.
 
 use actix_web::{
     body::MessageBody,
@@ -27,6 +27,16 @@ fn fresh() -> HeaderValue {
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
+/// The path as logs may show it: the one route carrying a session id in its path is replaced
+/// by its pattern (cheaper than matching every request against the route table), and an
+/// over-long path is cut.
+fn loggable_path(path: &str) -> &str {
+    match path.strip_prefix("/sessions/") {
+        Some(rest) if !rest.is_empty() && rest != "/" => "/sessions/{session_id}",
+        _ => path.get(..200).unwrap_or(path),
+    }
+}
+
 /// The middleware (use with `actix_web::middleware::from_fn`).
 pub async fn request_id(
     req: ServiceRequest,
@@ -36,13 +46,11 @@ pub async fn request_id(
         Some(value) if accept(value) => value.clone(),
         _ => fresh(),
     };
-    // The route pattern, not the path: `/sessions/{session_id}` must not put ids in logs.
-    let route = req.match_pattern();
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or(""),
         method = %req.method(),
-        route = route.as_deref().unwrap_or("unmatched"),
+        route = loggable_path(req.path()),
     );
     let mut response = next.call(req).instrument(span).await?;
     response.headers_mut().insert(X_REQUEST_ID, id);
