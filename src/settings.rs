@@ -25,6 +25,7 @@ pub const VARIABLES: &[&str] = &[
     "COOKIE_SAMESITE",
     "WORKERS",
     "SHUTDOWN_TIMEOUT_SECONDS",
+    "METRICS",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
@@ -50,6 +51,8 @@ pub struct Settings {
     /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// Whether `/metrics` is served and requests are counted.
+    pub metrics: bool,
 }
 
 /// Where Upstash is and how to authenticate.
@@ -134,6 +137,7 @@ impl Default for Settings {
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
+            metrics: true,
         }
     }
 }
@@ -207,7 +211,13 @@ impl Settings {
             Some(v) => parse_bool("UPSTASH_AUTO_PIPELINE", &v)?,
         };
 
+        let metrics = match get("METRICS") {
+            None => defaults.metrics,
+            Some(v) => parse_bool("METRICS", &v)?,
+        };
+
         Ok(Settings {
+            metrics,
             upstash_auto_pipeline,
             host: get("HOST").unwrap_or(defaults.host),
             port: parse_int(

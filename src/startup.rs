@@ -3,7 +3,11 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{dev::Server, middleware::from_fn, web, App, HttpResponse, HttpServer};
+use actix_web::{
+    dev::Server,
+    middleware::{from_fn, Condition},
+    web, App, HttpResponse, HttpServer,
+};
 use secrecy::ExposeSecret;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -185,10 +189,11 @@ pub fn serve(
         .middleware()
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
     let openapi = ApiDoc::openapi();
+    let metrics_on = settings.metrics;
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(routes::default_headers())
-            .wrap(prometheus.clone())
+            .wrap(Condition::new(metrics_on, prometheus.clone()))
             .wrap(from_fn(routes::request_id::request_id))
             .app_data(sessions.clone())
             .configure(routes::configure)

@@ -163,3 +163,10 @@ async fn a_request_id_is_kept_from_the_request_or_generated() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"].len(), 32);
 }
+
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let app = spawn_app_with(Backend::Memory, |s| s.metrics = false).await;
+    assert_eq!(app.get("/metrics", None).await.status(), 404);
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
