@@ -62,14 +62,14 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults derived from one total deadline: attempts of a third of it, up to 4 of them.
+    /// Defaults derived from one total deadline: attempts of a third of it, up to 6 of them.
     pub fn new(url: Url, token: impl Into<String>, timeout: Duration) -> Self {
         Self {
             url,
             token: token.into(),
             timeout,
             attempt_timeout: (timeout / 3).max(Duration::from_millis(50)),
-            max_attempts: 4,
+            max_attempts: 6,
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
         }

@@ -289,7 +289,7 @@ async fn a_non_json_200_body_is_retried_then_reported() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_string("error code: 1016"))
-        .expect(4)
+        .expect(6)
         .mount(&server)
         .await;
     let err = client(&server, 3000)
