@@ -19,15 +19,31 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-redis-server --port "$redis_port" --save "" --appendonly no --daemonize no >/dev/null &
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/tmp/e2e-redis.log 2>&1 &
 pids+=($!)
-REDIS_URL=redis://127.0.0.1:$redis_port TOKEN=e2e-token BIND=127.0.0.1:$uor_port \
-    "$uor_target/release/upstash-on-redis" >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 1 50); do
-    curl -sf -H 'Authorization: Bearer e2e-token' -d '["PING"]' "http://127.0.0.1:$uor_port/" >/dev/null && break
-    sleep 0.2
+# upstash-on-redis connects to Redis once at start and exits if it cannot: wait for Redis.
+ready=no
+for _ in $(seq 1 100); do
+    if redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; then ready=yes; break; fi
+    sleep 0.1
 done
+[ "$ready" = yes ] || { echo "redis-server did not start:"; cat /tmp/e2e-redis.log; exit 1; }
+
+REDIS_URL=redis://127.0.0.1:$redis_port TOKEN=e2e-token BIND=127.0.0.1:$uor_port \
+    "$uor_target/release/upstash-on-redis" >/tmp/e2e-uor.log 2>&1 &
+pids+=($!)
+ready=no
+for _ in $(seq 1 100); do
+    if python3 - "$uor_port" <<'PY' 2>/dev/null
+import sys, urllib.request
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/", data=b'["PING"]',
+                             headers={"Authorization": "Bearer e2e-token", "Content-Type": "application/json"})
+sys.exit(0 if b"PONG" in urllib.request.urlopen(req, timeout=1).read() else 1)
+PY
+    then ready=yes; break; fi
+    sleep 0.1
+done
+[ "$ready" = yes ] || { echo "upstash-on-redis did not start:"; cat /tmp/e2e-uor.log; exit 1; }
 
 UPSTASH_E2E_URL=http://127.0.0.1:$uor_port UPSTASH_E2E_TOKEN=e2e-token \
     cargo test --locked --test api store_suite -- --nocapture
