@@ -81,12 +81,20 @@ impl UpstashStore {
             .filter(|id| id != keep)
             .take(excess)
             .collect();
+        self.end_indexed(index, &ids).await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes the sessions `ids` and removes them from `index`, in one transaction; returns
+    /// how many session records existed. Only these members are removed: a session created
+    /// meanwhile stays indexed (and so listed), never orphaned.
+    async fn end_indexed(&self, index: &str, ids: &[SessionId]) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
         let mut del = Command::new("DEL");
         let mut zrem = Command::new("ZREM").arg(index);
-        for id in &ids {
+        for id in ids {
             del = del.arg(session_key(id));
             zrem = zrem.arg(id.to_string());
         }
@@ -96,7 +104,10 @@ impl UpstashStore {
             .await
             .map_err(map_err)?;
         item(&mut items, 1, "ZREM")?;
-        Ok(ids.len())
+        match item(&mut items, 0, "DEL")?.as_int() {
+            Some(n) => Ok(n.max(0) as u64),
+            None => Err(unexpected("DEL", "not an integer")),
+        }
     }
 
     /// The client, for callers that need raw access (health checks, tools).
@@ -401,27 +412,7 @@ impl SessionStore for UpstashStore {
             .await
             .map_err(map_err)?;
         let ids = ids_of(members, "ZRANGE")?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        // Only the members read are removed: a session created meanwhile stays indexed
-        // (and so listed), never orphaned.
-        let mut del = Command::new("DEL");
-        let mut zrem = Command::new("ZREM").arg(index.as_str());
-        for id in &ids {
-            del = del.arg(session_key(id));
-            zrem = zrem.arg(id.to_string());
-        }
-        let mut items = self
-            .client
-            .transaction(&[del, zrem], RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
-        item(&mut items, 1, "ZREM")?;
-        match item(&mut items, 0, "DEL")?.as_int() {
-            Some(n) => Ok(n.max(0) as u64),
-            None => Err(unexpected("DEL", "not an integer")),
-        }
+        self.end_indexed(&index, &ids).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use super::{
-    client::{RetryPolicy, UpstashClient},
+    client::{check_len, RetryPolicy, UpstashClient},
     command::Command,
     error::UpstashError,
     reply::{parse_pipeline_body, parse_single_body, Reply},
@@ -113,17 +113,7 @@ impl UpstashClient {
                 "pipeline",
                 body.freeze(),
                 RetryPolicy::Idempotent,
-                |bytes| {
-                    let items = parse_pipeline_body(bytes, true)?;
-                    if items.len() == expected {
-                        Ok(items)
-                    } else {
-                        Err(UpstashError::Protocol(format!(
-                            "expected {expected} results, got {}",
-                            items.len()
-                        )))
-                    }
-                },
+                |bytes| check_len(parse_pipeline_body(bytes, true)?, expected),
             )
             .await;
         match result {

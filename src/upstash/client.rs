@@ -358,7 +358,7 @@ fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, UpstashEr
         .map_err(|e| UpstashError::Protocol(format!("cannot encode command: {e}")))
 }
 
-fn check_len(
+pub(super) fn check_len(
     items: Vec<Result<Reply, String>>,
     expected: usize,
 ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
