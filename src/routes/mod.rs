@@ -29,54 +29,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // One static resource per spelling (with and without the slash): a resource with two
     // patterns is matched through a regex set, which costs on every request. The hot
     // `/profile/` comes first.
-    for path in ["/profile/", "/profile"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::get().to(sessions::profile))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
-    for path in ["/login/", "/login"] {
-        cfg.service(
-            web::resource(path)
-                .route(
-                    web::post()
-                        .guard(guard::fn_guard(is_json))
-                        .to(sessions::login),
-                )
-                .route(web::post().to(unsupported_media_type))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
-    for path in ["/logout/", "/logout"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(sessions::logout))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
-    for path in ["/logout/all/", "/logout/all"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(sessions::logout_all))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
-    for path in ["/sessions/", "/sessions"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::get().to(sessions::list))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
-    for path in ["/sessions/{session_id}", "/sessions/{session_id}/"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::delete().to(sessions::end_one))
-                .default_service(web::to(method_not_allowed)),
-        );
-    }
+    both_spellings(cfg, "/profile/", |r| {
+        r.route(web::get().to(sessions::profile))
+    });
+    both_spellings(cfg, "/login/", |r| {
+        r.route(
+            web::post()
+                .guard(guard::fn_guard(is_json))
+                .to(sessions::login),
+        )
+        .route(web::post().to(unsupported_media_type))
+    });
+    both_spellings(cfg, "/logout/", |r| {
+        r.route(web::post().to(sessions::logout))
+    });
+    both_spellings(cfg, "/logout/all/", |r| {
+        r.route(web::post().to(sessions::logout_all))
+    });
+    both_spellings(cfg, "/sessions/", |r| {
+        r.route(web::get().to(sessions::list))
+    });
+    both_spellings(cfg, "/sessions/{session_id}/", |r| {
+        r.route(web::delete().to(sessions::end_one))
+    });
     cfg.service(health::healthz).service(health::readyz);
+}
+
+/// Registers `path` (ending in `/`) and the same path without its trailing slash, each as
+/// its own resource built by `routes`, with a JSON 405 for other methods.
+fn both_spellings(
+    cfg: &mut web::ServiceConfig,
+    path: &str,
+    routes: impl Fn(actix_web::Resource) -> actix_web::Resource,
+) {
+    for spelling in [path, path.trim_end_matches('/')] {
+        cfg.service(routes(web::resource(spelling)).default_service(web::to(method_not_allowed)));
+    }
 }
 
 /// Whether the request body is declared as exactly `application/json` (parameters such as

@@ -382,20 +382,7 @@ impl SessionStore for UpstashStore {
         if score.is_nil() {
             return Ok(false);
         }
-        let commands = [
-            Command::new("DEL").arg(session_key(id)),
-            Command::new("ZREM").arg(index.as_str()).arg(member),
-        ];
-        let mut items = self
-            .client
-            .transaction(&commands, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
-        item(&mut items, 1, "ZREM")?;
-        match item(&mut items, 0, "DEL")?.as_int() {
-            Some(n) => Ok(n > 0),
-            None => Err(unexpected("DEL", "not an integer")),
-        }
+        Ok(self.end_indexed(&index, &[*id]).await? > 0)
     }
 
     async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
