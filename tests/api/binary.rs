@@ -60,6 +60,17 @@ fn stop(child: &mut Child) -> (Option<i32>, String) {
     (status, stderr)
 }
 
+/// `POST /login/` as alice.
+async fn login(client: &reqwest::Client, base: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn wait_ready(base: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
@@ -111,14 +122,8 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     let client = reqwest::Client::new();
-    let login = client
-        .post(format!("{base}/login/"))
-        .header("content-type", "application/json")
-        .body(r#"{"username":"alice"}"#)
-        .send()
-        .await
-        .unwrap();
-    let cookie = crate::helpers::session_cookie(&login).unwrap();
+    let response = login(&client, &base).await;
+    let cookie = crate::helpers::session_cookie(&response).unwrap();
     let id = crate::helpers::id_of(&cookie);
     for path in ["/profile/", "/sessions/"] {
         client
@@ -135,13 +140,7 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         .await
         .unwrap();
     // A second session of the same user, ended by id (its id is in the path), then all.
-    let other = client
-        .post(format!("{base}/login/"))
-        .header("content-type", "application/json")
-        .body(r#"{"username":"alice"}"#)
-        .send()
-        .await
-        .unwrap();
+    let other = login(&client, &base).await;
     let other_id = crate::helpers::id_of(&crate::helpers::session_cookie(&other).unwrap());
     let ended = client
         .delete(format!("{base}/sessions/{other_id}"))
@@ -187,14 +186,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     let client = reqwest::Client::new();
-    let login = client
-        .post(format!("{base}/login/"))
-        .header("content-type", "application/json")
-        .body(r#"{"username":"alice"}"#)
-        .send()
-        .await
-        .unwrap();
-    let cookie = crate::helpers::session_cookie(&login).unwrap();
+    let response = login(&client, &base).await;
+    let cookie = crate::helpers::session_cookie(&response).unwrap();
     // The next Upstash answer takes 0.6 s (under the 1 s attempt budget): the profile read is in flight when SIGTERM comes.
     Mock::given(method("POST"))
         .respond_with(
