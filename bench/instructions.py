@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Instructions and heap allocations the service spends per request, under valgrind.
+
+Wall-clock CPU figures from `bench.sh` move by about ±20% between identical runs on a shared
+2-core VM. This counts instead: the release binary runs under `valgrind --tool=callgrind`,
+one keep-alive client sends N requests of one kind at a time, and callgrind's counters are
+zeroed before and dumped after each batch. Per request it reports:
+
+* instructions executed in user space by the service (all threads; kernel work is not
+  counted, so this is the part the code controls),
+* calls to malloc/calloc/realloc (heap allocations) and bytes requested.
+
+The same binary, inputs and settings give the same counts to within a fraction of a percent,
+so a change of a few percent is a real change. Requests go one at a time, so on the Upstash
+backend each profile is one plain command (auto-pipelining needs concurrent requests).
+
+usage: bench/instructions.py [--local-upstash] [-n N] [--no-build] [--scenarios LIST]
+Needs valgrind (apt-get install -y valgrind); --local-upstash also needs redis-server and
+../shared/tools/upstash-on-redis (built into /tmp/uor-target when missing).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+ALLOCATORS = {"malloc", "calloc", "realloc"}
+
+
+def log(msg):
+    print(f"[instructions {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port, path, proc, name, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited at start (code {proc.returncode})")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", path)
+            c.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.3)
+    sys.exit(f"{name} did not answer on port {port} within {timeout} s")
+
+
+def ensure_tool(cmd, package):
+    if shutil.which(cmd):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    log(f"installing {package}")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", package], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def parse_dump(path):
+    """Total Ir, allocator calls and requested bytes from one callgrind output file.
+
+    Callgrind compresses names: `fn=(7) malloc` the first time, `fn=(7)` after. Calls to a
+    function are the `calls=COUNT ...` line after a `cfn=` naming it; the cost line after
+    that is the inclusive cost of those calls, not the caller's own, so it is skipped when
+    summing the totals (the `summary:`/`totals:` line already has them).
+    """
+    names = {}
+    total = None
+    allocs = 0
+    callee = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("fn=", "cfn=")):
+                key, _, rest = line.partition("=")
+                m = re.match(r"\((\d+)\)(?: (.*))?", rest.strip())
+                if m:
+                    ident, name = m.group(1), m.group(2)
+                    if name:
+                        names[ident] = name
+                    name = names.get(ident, "")
+                else:
+                    name = rest.strip()
+                if key == "cfn":
+                    callee = name
+            elif line.startswith("calls="):
+                if callee in ALLOCATORS:
+                    allocs += int(line[6:].split()[0])
+            elif line.startswith(("summary:", "totals:")):
+                total = int(line.split()[1])
+    return total, allocs
+
+
+def control(pid, *args):
+    # valgrind names its vgdb pipes after $USER and $HOST, and the service is started with
+    # HOST=127.0.0.1 (its listen address): callgrind_control must see the same values.
+    r = subprocess.run(["callgrind_control", *args, str(pid)], capture_output=True, text=True,
+                       env={**os.environ, "HOST": "127.0.0.1"})
+    if r.returncode != 0:
+        sys.exit(f"callgrind_control {' '.join(args)} failed:\n{r.stdout}{r.stderr}")
+
+
+def dump(pid, label, outdir):
+    before = set(outdir.glob("callgrind.out.*"))
+    control(pid, "--dump=" + label)
+    for _ in range(200):
+        new = set(outdir.glob("callgrind.out.*")) - before
+        if new:
+            time.sleep(0.3)  # let valgrind finish writing
+            return max(new, key=lambda p: p.stat().st_mtime)
+        time.sleep(0.1)
+    sys.exit("callgrind_control --dump wrote no file")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--local-upstash", action="store_true", help="redis-server + upstash-on-redis")
+    ap.add_argument("-n", type=int, default=1000, help="requests per scenario (default 1000)")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--scenarios", default="profile,forged,login,logout")
+    ap.add_argument("--env", default="", help="extra service settings, e.g. METRICS=false")
+    ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--keep", help="copy the callgrind dumps here (for callgrind_annotate)")
+    args = ap.parse_args()
+
+    ensure_tool("valgrind", "valgrind")
+    binary = ROOT / "target/release/upstash-sessions"
+    if not args.no_build:
+        log("cargo build --release")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if not binary.exists():
+        sys.exit(f"{binary} is missing")
+
+    procs = []
+    work = Path(tempfile.mkdtemp(prefix="instructions-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTASH_", "SESSION_"))}
+    env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1")
+    backend = "memory"
+    try:
+        if args.local_upstash:
+            backend = "upstash-on-redis"
+            uor_dir = SHARED / "tools/upstash-on-redis"
+            if not uor_dir.is_dir():
+                log(f"skipped: --local-upstash needs {uor_dir}")
+                return
+            ensure_tool("redis-server", "redis-server")
+            rport = free_port()
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"], stdout=subprocess.DEVNULL))
+            uor = Path(os.environ.get("UOR_BIN", "/tmp/uor-target/release/upstash-on-redis"))
+            if not uor.exists():
+                log("building upstash-on-redis into /tmp/uor-target")
+                subprocess.run(["cargo", "build", "--release", "--locked", "--manifest-path",
+                                str(uor_dir / "Cargo.toml")], check=True,
+                               env={**os.environ, "CARGO_TARGET_DIR": "/tmp/uor-target"})
+                uor = Path("/tmp/uor-target/release/upstash-on-redis")
+            uport = free_port()
+            time.sleep(0.5)
+            p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL, env={
+                **os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}",
+                "BIND": f"127.0.0.1:{uport}", "TOKEN": "bench-token", "LATENCY_MS": "0",
+                "FAULT": "none"})
+            procs.append(p)
+            wait_http(uport, "/__stats", p, "upstash-on-redis")
+            env.update(UPSTASH_REDIS_REST_URL=f"http://127.0.0.1:{uport}",
+                       UPSTASH_REDIS_REST_TOKEN="bench-token")
+        for kv in filter(None, args.env.split()):
+            k, _, v = kv.partition("=")
+            env[k] = v
+
+        port = free_port()
+        env["PORT"] = str(port)
+        log(f"starting the service under callgrind ({backend} store)")
+        svc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+             f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)],
+            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "valgrind.log", "w"))
+        procs.append(svc)
+        wait_http(port, "/healthz", svc, "the service")
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def req(method, path, body=None, cookie=None):
+            headers = {}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            if cookie:
+                headers["Cookie"] = f"session_id={cookie}"
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            r.read()
+            return r
+
+        def login(name):
+            r = req("POST", "/login/", json.dumps({"username": name}))
+            m = re.search(r"session_id=([^;]+)", r.getheader("Set-Cookie") or "")
+            if r.status != 200 or not m:
+                sys.exit(f"login failed: {r.status}")
+            return m.group(1)
+
+        cookie = login("bench")
+        forged = f"{uuid.uuid4()}.{'A' * 43}"
+        counter = iter(range(10**9))
+        logout_cookies = []
+
+        def run(name, i):
+            if name == "profile":
+                return req("GET", "/profile/", cookie=cookie).status == 200
+            if name == "forged":
+                return req("GET", "/profile/", cookie=forged).status == 404
+            if name == "login":
+                return req("POST", "/login/", json.dumps({"username": f"user{next(counter)}"})).status == 200
+            if name == "logout":
+                return req("POST", "/logout/", cookie=logout_cookies.pop()).status == 200
+            raise SystemExit(f"unknown scenario {name}")
+
+        rows = []
+        for name in args.scenarios.split(","):
+            for i in range(args.warmup):
+                if name == "logout":
+                    logout_cookies.append(login(f"warm{i}"))
+                run(name, i)
+            if name == "logout":  # the sessions to end, made before counting starts
+                logout_cookies = [login(f"out{i}") for i in range(args.n)]
+            time.sleep(0.5)
+            control(svc.pid, "--zero")
+            ok = sum(bool(run(name, i)) for i in range(args.n))
+            if ok != args.n:
+                sys.exit(f"{name}: {args.n - ok} of {args.n} requests had the wrong status")
+            out = dump(svc.pid, name, work)
+            total, allocs = parse_dump(out)
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(out, Path(args.keep) / f"callgrind.{backend}.{name}")
+            row = {"backend": backend, "scenario": name, "requests": args.n,
+                   "instructions_per_request": round(total / args.n),
+                   "allocations_per_request": round(allocs / args.n, 1)}
+            rows.append(row)
+            log(json.dumps(row))
+
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        print(f"\n## instructions per request ({backend} store, commit {commit}, "
+              f"{args.n} sequential requests per scenario on one keep-alive connection)\n")
+        print("| scenario | instructions/request | heap allocations/request |")
+        print("|---|---:|---:|")
+        for r in rows:
+            print(f"| {r['scenario']} | {r['instructions_per_request']:,} | {r['allocations_per_request']} |")
+        if args.json:
+            Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
