@@ -21,10 +21,16 @@ fn accept(value: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// 128 random bits as 32 lowercase hex digits, written straight into the header's bytes.
 fn fresh() -> HeaderValue {
-    let id = format!("{:032x}", rand::random::<u128>());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
     // 32 hex digits are always a valid header value.
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"))
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
 /// The path as logs may show it: the one route carrying a session id in its path is replaced
@@ -55,4 +61,24 @@ pub async fn request_id(
     let mut response = next.call(req).instrument(span).await?;
     response.headers_mut().insert(X_REQUEST_ID, id);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_are_32_lowercase_hex_digits_and_differ() {
+        let a = fresh();
+        let b = fresh();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), 32);
+            assert!(text
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+            assert!(accept(&id));
+        }
+    }
 }

@@ -92,16 +92,21 @@ impl CookieSigner {
 
     /// The cookie value for `id`.
     pub fn sign(&self, id: &SessionId) -> String {
+        let mut value = String::with_capacity(SIGNED_LEN);
+        self.sign_into(id, &mut value);
+        value
+    }
+
+    /// Appends the cookie value for `id` to `out`.
+    pub fn sign_into(&self, id: &SessionId, out: &mut String) {
         let mut buf = [0u8; 36];
         let text = id.encode(&mut buf);
         let mut mac = self.current.mac();
         mac.update(text.as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut value = String::with_capacity(SIGNED_LEN);
-        value.push_str(text);
-        value.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut value);
-        value
+        out.push_str(text);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, out);
     }
 
     /// The session id of a cookie value whose tag verifies with either key, in constant time.

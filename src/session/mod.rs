@@ -6,12 +6,16 @@ pub mod cookie;
 pub mod username;
 
 use std::{
+    fmt::Write as _,
     future::Future,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::{
+    cookie::{Cookie, SameSite},
+    http::header::HeaderValue,
+};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 pub use cookie::{CookieSigner, KeySource, SigningKey};
@@ -99,6 +103,11 @@ pub struct SessionManager {
     signer: CookieSigner,
     config: SessionConfig,
     metrics: Option<SessionMetrics>,
+    /// The session `Set-Cookie` around its value, as the cookie crate formats it for these
+    /// settings (`name=` and `; HttpOnly; SameSite=..; Path=/`): formatted once, so a
+    /// refreshed cookie is one string instead of a `Cookie` rendered on every request.
+    cookie_prefix: String,
+    cookie_suffix: String,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -125,11 +134,14 @@ fn now_ms() -> u64 {
 
 impl SessionManager {
     pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, config: SessionConfig) -> Self {
+        let (cookie_prefix, cookie_suffix) = cookie_template(&config);
         Self {
             store,
             signer,
             config,
             metrics: None,
+            cookie_prefix,
+            cookie_suffix,
         }
     }
 
@@ -332,7 +344,7 @@ impl SessionManager {
 
     /// The `Set-Cookie` for a live session: `Max-Age` is the idle TTL, capped by what is
     /// left of the absolute lifetime.
-    pub fn session_cookie(&self, session: &ActiveSession) -> Cookie<'static> {
+    pub fn session_cookie(&self, session: &ActiveSession) -> HeaderValue {
         let left = session
             .data
             .absolute_expires_at
@@ -340,25 +352,45 @@ impl SessionManager {
             .saturating_sub(now_ms())
             / 1000;
         let max_age = self.config.idle_ttl.as_secs().min(left);
-        self.base_cookie(self.signer.sign(&session.id))
-            .max_age(time::Duration::seconds(max_age as i64))
-            .finish()
+        let mut header = String::with_capacity(
+            self.cookie_prefix.len() + cookie::SIGNED_LEN + self.cookie_suffix.len() + 30,
+        );
+        header.push_str(&self.cookie_prefix);
+        self.signer.sign_into(&session.id, &mut header);
+        header.push_str(&self.cookie_suffix);
+        // The cookie crate puts Max-Age after Path (and we set no Domain or Expires).
+        let _ = write!(header, "; Max-Age={max_age}");
+        // Name and attributes were validated at start, the value is base64url: always valid.
+        HeaderValue::try_from(header).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// The `Set-Cookie` that clears the session cookie, with the attributes it was set with.
     pub fn removal_cookie(&self) -> Cookie<'static> {
-        let mut cookie = self.base_cookie(String::new()).finish();
+        let mut cookie = base_cookie(&self.config, String::new()).finish();
         cookie.make_removal();
         cookie
     }
+}
 
-    fn base_cookie(&self, value: String) -> actix_web::cookie::CookieBuilder<'static> {
-        Cookie::build(self.config.cookie_name.clone(), value)
-            .path("/")
-            .http_only(true)
-            .secure(self.config.cookie_secure)
-            .same_site(self.config.same_site)
-    }
+fn base_cookie(config: &SessionConfig, value: String) -> actix_web::cookie::CookieBuilder<'static> {
+    Cookie::build(config.cookie_name.clone(), value)
+        .path("/")
+        .http_only(true)
+        .secure(config.cookie_secure)
+        .same_site(config.same_site)
+}
+
+/// What the cookie crate writes before and after the value of the session cookie.
+fn cookie_template(config: &SessionConfig) -> (String, String) {
+    const MARK: &str = "VALUE";
+    let rendered = base_cookie(config, MARK.to_owned()).finish().to_string();
+    let prefix = format!("{}=", config.cookie_name);
+    let suffix = rendered
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_prefix(MARK))
+        .unwrap_or_default()
+        .to_owned();
+    (prefix, suffix)
 }
 
 #[cfg(test)]
@@ -386,6 +418,44 @@ mod tests {
                 deadline: None,
             },
         )
+    }
+
+    #[test]
+    fn the_session_cookie_header_is_what_the_cookie_crate_writes() {
+        for secure in [false, true] {
+            for same_site in [SameSite::Lax, SameSite::Strict, SameSite::None] {
+                let mut m = manager();
+                m.config.cookie_secure = secure;
+                m.config.same_site = same_site;
+                (m.cookie_prefix, m.cookie_suffix) = cookie_template(&m.config);
+                let now = now_ms() / 1000;
+                for left in [0, 5, 899, 900, 50_000] {
+                    let session = ActiveSession {
+                        id: SessionId::random(),
+                        data: crate::store::SessionData {
+                            user: "alice".into(),
+                            status: "active".into(),
+                            created_at: now,
+                            absolute_expires_at: now + left + 1,
+                        },
+                    };
+                    let header = m.session_cookie(&session);
+                    let ours = header.to_str().unwrap();
+                    let max_age = ours
+                        .rsplit_once("Max-Age=")
+                        .unwrap()
+                        .1
+                        .parse::<i64>()
+                        .unwrap();
+                    let expected = base_cookie(&m.config, m.signer.sign(&session.id))
+                        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+                        .finish()
+                        .to_string();
+                    assert_eq!(ours, expected);
+                    assert!(max_age <= 900 && max_age <= left as i64 + 1, "{ours}");
+                }
+            }
+        }
     }
 
     #[test]
