@@ -17,6 +17,7 @@ MODE=memory                 # memory | upstash | local
 UPSTASH_URL=${UPSTASH_URL:-}
 UPSTASH_TOKEN=${UPSTASH_TOKEN:-}
 SEED=0
+FLOOR=0
 MILLION=0
 CONNECTIONS=${CONNECTIONS:-32}      # comma-separated list: one run per value
 DURATION=${DURATION:-10s}
@@ -45,6 +46,8 @@ backends (default: the in-memory store)
 extra runs
   --seed                also run the FastAPI seed (../shared/anchors/seed_fastapi.py)
                         against the same backend (implies --local-upstash on memory)
+  --floor               also run examples/floor.rs: bare actix-web answering a constant
+                        profile, and (with a backend) the same plus one reqwest GETEX
   --million             memory store: create 1,000,000 sessions, report RSS
   --million-users N     ... spread over N user names (default 0: a distinct user each)
 load
@@ -69,6 +72,7 @@ while [[ $# -gt 0 ]]; do
         --local-upstash) MODE=local ;;
         --latency-ms) LATENCY_MS=$2; shift ;;
         --seed) SEED=1 ;;
+        --floor) FLOOR=1 ;;
         --million) MILLION=1 ;;
         --million-users) MILLION_USERS=$2; shift ;;
         -c) CONNECTIONS=$2; shift ;;
@@ -168,6 +172,7 @@ RUN_NAME="$STAMP-$MODE"
 [[ $MILLION == 1 ]] && RUN_NAME+="-million"
 [[ $MILLION == 1 && $MILLION_USERS != 0 ]] && RUN_NAME+="-${MILLION_USERS}users"
 [[ $SEED == 1 ]] && RUN_NAME+="-seed"
+[[ $FLOOR == 1 ]] && RUN_NAME+="-floor"
 RESULTS="$BENCH_DIR/results/$RUN_NAME"
 mkdir -p "$RESULTS"
 ROWS="$RESULTS/rows.jsonl"
@@ -182,9 +187,13 @@ BIN="$ROOT/target/release/upstash-sessions"
 if [[ $BUILD == 1 ]]; then
     command -v cargo >/dev/null || die "cargo is missing (https://rustup.rs), or pass --no-build"
     log "cargo build --release"
-    (cd "$ROOT" && cargo build --release) >"$RESULTS/build.log" 2>&1 \
+    build_args=(--release --bin upstash-sessions)
+    [[ $FLOOR == 1 ]] && build_args+=(--example floor)
+    (cd "$ROOT" && cargo build "${build_args[@]}") >"$RESULTS/build.log" 2>&1 \
         || { tail -30 "$RESULTS/build.log" >&2; die "release build failed (log: $RESULTS/build.log)"; }
 fi
+FLOOR_BIN="$ROOT/target/release/examples/floor"
+[[ $FLOOR == 0 || -x $FLOOR_BIN ]] || die "$FLOOR_BIN is missing: build it (cargo build --release --example floor) or drop --no-build"
 [[ -x $BIN ]] || die "$BIN is missing: build it or drop --no-build"
 git -C "$ROOT" rev-parse --short HEAD >"$RESULTS/commit.txt" 2>/dev/null || true
 git -C "$ROOT" status --porcelain -- src Cargo.toml >>"$RESULTS/commit.txt" 2>/dev/null || true
@@ -689,6 +698,30 @@ else
 fi
 stop_pid "$SVC_PID"
 
+# ---------------------------------------------------------------------------- the floor
+# examples/floor.rs: the same HTTP answer with none of the service's code, without and (with
+# a backend) with one reqwest round trip per request. Profile runs only.
+if [[ $FLOOR == 1 ]]; then
+    floor_modes=(static)
+    [[ -n $BACKEND_URL ]] && floor_modes+=(rest)
+    for fm in "${floor_modes[@]}"; do
+        FLOOR_PORT=$(free_port)
+        floor_env=(HOST=127.0.0.1 PORT="$FLOOR_PORT")
+        [[ -n $SVC_WORKERS ]] && floor_env+=(WORKERS="$SVC_WORKERS")
+        [[ $fm == rest ]] && floor_env+=(FLOOR_UPSTREAM_URL="$BACKEND_URL" FLOOR_UPSTREAM_TOKEN="$BACKEND_TOKEN")
+        log "starting the floor ($fm) on 127.0.0.1:$FLOOR_PORT"
+        (cd "$RUN_DIR" && exec env -i PATH="$PATH" "${floor_env[@]}" "$FLOOR_BIN") >"$RESULTS/floor-$fm.log" 2>&1 &
+        FLOOR_PID=$!
+        PIDS+=("$FLOOR_PID")
+        wait_http "http://127.0.0.1:$FLOOR_PORT/healthz" "$FLOOR_PID" "floor ($fm)"
+        TARGET_LABEL=floor-$fm
+        SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
+        scenarios "$FLOOR_PID" "$FLOOR_PORT" "floor-$fm"
+        SCENARIOS=$SCENARIOS_SAVED
+        stop_pid "$FLOOR_PID"
+    done
+fi
+
 # ---------------------------------------------------------------------------- the seed
 if [[ $SEED == 1 ]]; then
     SEED_APP="$SHARED_DIR/anchors/seed_fastapi.py"
@@ -753,7 +786,9 @@ w("")
 w("| scenario | req/s | p50 | p99 | CPU µs/req | peak RSS | RSS under load | Upstash req/op | backend TCP connects | non-2xx |")
 w("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 for r in rows:
-    name = "%s %s c=%s" % (r.get("label", r["target"]).replace("service-1M", "service (1M sessions)"), r["op"], r["conns"])
+    label = r.get("label", r["target"]).replace("service-1M", "service (1M sessions)")
+    label = label.replace("floor-static", "floor: bare actix-web, constant answer").replace("floor-rest", "floor: bare actix-web + one reqwest GETEX")
+    name = "%s %s c=%s" % (label, r["op"], r["conns"])
     if r["scenario"] == "million-login":
         name = "service million logins c=%s (%d sessions, %s; %.0f B/session)" % (r["conns"], r["sessions"], r.get("users", ""), r["bytes_per_session"] or 0)
     w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (

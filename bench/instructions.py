@@ -139,13 +139,18 @@ def main():
     ap.add_argument("--env", default="", help="extra service settings, e.g. METRICS=false")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--keep", help="copy the callgrind dumps here (for callgrind_annotate)")
+    ap.add_argument("--floor", action="store_true",
+                    help="count examples/floor.rs instead (bare actix-web; profile only)")
     args = ap.parse_args()
 
     ensure_tool("valgrind", "valgrind")
-    binary = ROOT / "target/release/upstash-sessions"
+    binary = ROOT / ("target/release/examples/floor" if args.floor else "target/release/upstash-sessions")
+    if args.floor:
+        args.scenarios = "profile"
     if not args.no_build:
         log("cargo build --release")
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        target = ["--example", "floor"] if args.floor else ["--bin", "upstash-sessions"]
+        subprocess.run(["cargo", "build", "--release", "--quiet", *target], cwd=ROOT, check=True)
     if not binary.exists():
         sys.exit(f"{binary} is missing")
 
@@ -183,13 +188,18 @@ def main():
             wait_http(uport, "/__stats", p, "upstash-on-redis")
             env.update(UPSTASH_REDIS_REST_URL=f"http://127.0.0.1:{uport}",
                        UPSTASH_REDIS_REST_TOKEN="bench-token")
+            if args.floor:
+                env.update(FLOOR_UPSTREAM_URL=f"http://127.0.0.1:{uport}",
+                           FLOOR_UPSTREAM_TOKEN="bench-token")
         for kv in filter(None, args.env.split()):
             k, _, v = kv.partition("=")
             env[k] = v
 
         port = free_port()
         env["PORT"] = str(port)
-        log(f"starting the service under callgrind ({backend} store)")
+        if args.floor:
+            backend = f"floor, {'one reqwest GETEX' if args.local_upstash else 'constant answer'}"
+        log(f"starting {binary.name} under callgrind ({backend})")
         svc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
              f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)],
@@ -259,7 +269,8 @@ def main():
 
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
-        print(f"\n## instructions per request ({backend} store, commit {commit}, "
+        what = backend if args.floor else f"{backend} store"
+        print(f"\n## instructions per request ({what}, commit {commit}, "
               f"{args.n} sequential requests per scenario on one keep-alive connection)\n")
         print("| scenario | instructions/request | heap allocations/request |")
         print("|---|---:|---:|")
