@@ -18,6 +18,7 @@ UPSTASH_URL=${UPSTASH_URL:-}
 UPSTASH_TOKEN=${UPSTASH_TOKEN:-}
 SEED=0
 FLOOR=0
+REFERENCE=0
 MILLION=0
 CONNECTIONS=${CONNECTIONS:-32}      # comma-separated list: one run per value
 DURATION=${DURATION:-10s}
@@ -48,6 +49,8 @@ extra runs
                         against the same backend (implies --local-upstash on memory)
   --floor               also run examples/floor.rs: bare actix-web answering a constant
                         profile, and (with a backend) the same plus one reqwest GETEX
+  --reference           also run actix-session + RedisSessionStore (bench/reference/),
+                        native Redis protocol, on the same redis-server
   --million             memory store: create 1,000,000 sessions, report RSS
   --million-users N     ... spread over N user names (default 0: a distinct user each)
 load
@@ -73,6 +76,7 @@ while [[ $# -gt 0 ]]; do
         --latency-ms) LATENCY_MS=$2; shift ;;
         --seed) SEED=1 ;;
         --floor) FLOOR=1 ;;
+        --reference) REFERENCE=1 ;;
         --million) MILLION=1 ;;
         --million-users) MILLION_USERS=$2; shift ;;
         -c) CONNECTIONS=$2; shift ;;
@@ -120,7 +124,7 @@ need() { # need COMMAND APT-PACKAGE
 need curl curl
 need python3 python3
 need wrk wrk
-if [[ $MODE == local ]]; then need redis-server redis-server; fi
+if [[ $MODE == local || $REFERENCE == 1 ]]; then need redis-server redis-server; fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------- processes
@@ -173,6 +177,7 @@ RUN_NAME="$STAMP-$MODE"
 [[ $MILLION == 1 && $MILLION_USERS != 0 ]] && RUN_NAME+="-${MILLION_USERS}users"
 [[ $SEED == 1 ]] && RUN_NAME+="-seed"
 [[ $FLOOR == 1 ]] && RUN_NAME+="-floor"
+[[ $REFERENCE == 1 ]] && RUN_NAME+="-reference"
 RESULTS="$BENCH_DIR/results/$RUN_NAME"
 mkdir -p "$RESULTS"
 ROWS="$RESULTS/rows.jsonl"
@@ -192,11 +197,45 @@ if [[ $BUILD == 1 ]]; then
     (cd "$ROOT" && cargo build "${build_args[@]}") >"$RESULTS/build.log" 2>&1 \
         || { tail -30 "$RESULTS/build.log" >&2; die "release build failed (log: $RESULTS/build.log)"; }
 fi
+REF_DIR="$BENCH_DIR/reference/actix-session-redis"
+REF_BIN="$ROOT/target/reference/release/actix-session-reference"
+if [[ $REFERENCE == 1 && $BUILD == 1 ]]; then
+    log "cargo build --release (actix-session reference, its own lockfile)"
+    (cd "$REF_DIR" && CARGO_TARGET_DIR="$ROOT/target/reference" cargo build --release --locked) >"$RESULTS/reference-build.log" 2>&1 \
+        || { tail -30 "$RESULTS/reference-build.log" >&2; die "reference build failed (log: $RESULTS/reference-build.log)"; }
+fi
+[[ $REFERENCE == 0 || -x $REF_BIN ]] || die "$REF_BIN is missing: drop --no-build to build it"
 FLOOR_BIN="$ROOT/target/release/examples/floor"
 [[ $FLOOR == 0 || -x $FLOOR_BIN ]] || die "$FLOOR_BIN is missing: build it (cargo build --release --example floor) or drop --no-build"
 [[ -x $BIN ]] || die "$BIN is missing: build it or drop --no-build"
 git -C "$ROOT" rev-parse --short HEAD >"$RESULTS/commit.txt" 2>/dev/null || true
 git -C "$ROOT" status --porcelain -- src Cargo.toml >>"$RESULTS/commit.txt" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------- redis
+# ensure_redis: a redis-server on 127.0.0.1:$REDIS_PORT, reused when one already answers.
+redis_ping() {
+    python3 - "$REDIS_PORT" <<'EOF'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s.sendall(b"PING\r\n")
+    sys.exit(0 if s.recv(64).startswith(b"+PONG") else 1)
+except OSError:
+    sys.exit(1)
+EOF
+}
+ensure_redis() {
+    if redis_ping; then
+        log "redis-server already answers on 127.0.0.1:$REDIS_PORT: using it"
+    else
+        log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+            >"$RESULTS/redis.log" 2>&1 &
+        PIDS+=($!)
+        for _ in $(seq 100); do redis_ping && break; sleep 0.1; done
+        redis_ping || die "redis-server did not start (see $RESULTS/redis.log)"
+    fi
+}
 
 # ---------------------------------------------------------------------------- backend
 BACKEND_URL=""
@@ -210,27 +249,7 @@ elif [[ $MODE == local ]]; then
         log "skipped: --local-upstash needs $SHARED_DIR/tools/upstash-on-redis (not in this checkout's parent); use --upstash URL TOKEN or the memory store"
         exit 0
     fi
-    redis_ping() {
-        python3 - "$REDIS_PORT" <<'EOF'
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-    s.sendall(b"PING\r\n")
-    sys.exit(0 if s.recv(64).startswith(b"+PONG") else 1)
-except OSError:
-    sys.exit(1)
-EOF
-    }
-    if redis_ping; then
-        log "redis-server already answers on 127.0.0.1:$REDIS_PORT: using it"
-    else
-        log "starting redis-server on 127.0.0.1:$REDIS_PORT"
-        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-            >"$RESULTS/redis.log" 2>&1 &
-        PIDS+=($!)
-        for _ in $(seq 100); do redis_ping && break; sleep 0.1; done
-        redis_ping || die "redis-server did not start (see $RESULTS/redis.log)"
-    fi
+    ensure_redis
     UOR_BIN=${UOR_BIN:-/tmp/uor-target/release/upstash-on-redis}
     if [[ ! -x $UOR_BIN ]]; then
         log "building upstash-on-redis into /tmp/uor-target"
@@ -722,6 +741,25 @@ if [[ $FLOOR == 1 ]]; then
     done
 fi
 
+# ---------------------------------------------------------------------------- the reference
+# actix-session + RedisSessionStore (GET + EXPIRE per profile over the Redis protocol).
+if [[ $REFERENCE == 1 ]]; then
+    ensure_redis
+    REF_PORT=$(free_port)
+    ref_env=(HOST=127.0.0.1 PORT="$REF_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
+    [[ -n $SVC_WORKERS ]] && ref_env+=(WORKERS="$SVC_WORKERS")
+    log "starting the actix-session reference on 127.0.0.1:$REF_PORT"
+    (cd "$RUN_DIR" && exec env -i PATH="$PATH" "${ref_env[@]}" "$REF_BIN") >"$RESULTS/reference.log" 2>&1 &
+    REF_PID=$!
+    PIDS+=("$REF_PID")
+    wait_http "http://127.0.0.1:$REF_PORT/healthz" "$REF_PID" "actix-session reference"
+    TARGET_LABEL=reference
+    SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
+    scenarios "$REF_PID" "$REF_PORT" reference
+    SCENARIOS=$SCENARIOS_SAVED
+    stop_pid "$REF_PID"
+fi
+
 # ---------------------------------------------------------------------------- the seed
 if [[ $SEED == 1 ]]; then
     SEED_APP="$SHARED_DIR/anchors/seed_fastapi.py"
@@ -787,6 +825,7 @@ w("| scenario | req/s | p50 | p99 | CPU µs/req | peak RSS | RSS under load | Up
 w("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 for r in rows:
     label = r.get("label", r["target"]).replace("service-1M", "service (1M sessions)")
+    label = label.replace("reference", "actix-session + RedisSessionStore (Redis protocol)")
     label = label.replace("floor-static", "floor: bare actix-web, constant answer").replace("floor-rest", "floor: bare actix-web + one reqwest GETEX")
     name = "%s %s c=%s" % (label, r["op"], r["conns"])
     if r["scenario"] == "million-login":
