@@ -735,7 +735,11 @@ if [[ $FLOOR == 1 ]]; then
         wait_http "http://127.0.0.1:$FLOOR_PORT/healthz" "$FLOOR_PID" "floor ($fm)"
         TARGET_LABEL=floor-$fm
         SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
+        # The constant floor talks to no backend: no Upstash counts or backend connects.
+        saved_stats=$HAS_STATS; saved_bport=${BACKEND_PORT:-}
+        [[ $fm == static ]] && { HAS_STATS=0; BACKEND_PORT=0; }
         scenarios "$FLOOR_PID" "$FLOOR_PORT" "floor-$fm"
+        HAS_STATS=$saved_stats; BACKEND_PORT=$saved_bport
         SCENARIOS=$SCENARIOS_SAVED
         stop_pid "$FLOOR_PID"
     done
@@ -755,7 +759,12 @@ if [[ $REFERENCE == 1 ]]; then
     wait_http "http://127.0.0.1:$REF_PORT/healthz" "$REF_PID" "actix-session reference"
     TARGET_LABEL=reference
     SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
+    # It talks to redis-server, not to the Upstash API: its "backend TCP connects" are its
+    # connections to redis, and there are no Upstash counts.
+    saved_stats=$HAS_STATS; saved_bport=${BACKEND_PORT:-}
+    HAS_STATS=0; BACKEND_PORT=$REDIS_PORT
     scenarios "$REF_PID" "$REF_PORT" reference
+    HAS_STATS=$saved_stats; BACKEND_PORT=$saved_bport
     SCENARIOS=$SCENARIOS_SAVED
     stop_pid "$REF_PID"
 fi
@@ -792,9 +801,9 @@ if [[ $SEED == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------------------- summary
-python3 - "$ROWS" "$RESULTS/summary.md" "$MODE" "$LATENCY_MS" "$BACKEND_URL" "$DURATION" "$THREADS" "$(nproc)" "$SVC_IDLE_RSS" <<'EOF'
+python3 - "$ROWS" "$RESULTS/summary.md" "$MODE" "$LATENCY_MS" "$BACKEND_URL" "$DURATION" "$THREADS" "$(nproc)" "$SVC_IDLE_RSS" "$REFERENCE" <<'EOF'
 import json, sys
-rows_path, out, mode, latency, backend, duration, threads, cores, idle_rss = sys.argv[1:10]
+rows_path, out, mode, latency, backend, duration, threads, cores, idle_rss, reference = sys.argv[1:11]
 rows, ops = [], {}
 for line in open(rows_path):
     r = json.loads(line)
@@ -818,8 +827,11 @@ w("## upstash-sessions benchmark: %s store%s" % (
     {"memory": "in-memory", "local": "upstash-on-redis", "upstash": "Upstash"}[mode],
     " (LATENCY_MS=%s)" % latency if mode == "local" and latency != "0" else ""))
 w("")
+sharing = " and the backend" if backend else ""
+if reference == "1":
+    sharing = ", the backend and redis-server" if backend else " and redis-server"
 w("wrk -t%s, %s per run, %s cores shared by wrk, the service%s. Service idle RSS %s." % (
-    threads, duration, cores, " and the backend" if backend else "", mib(int(idle_rss))))
+    threads, duration, cores, sharing, mib(int(idle_rss))))
 w("")
 w("| scenario | req/s | p50 | p99 | CPU µs/req | peak RSS | RSS under load | Upstash req/op | backend TCP connects | non-2xx |")
 w("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")

@@ -8,13 +8,14 @@ zeroed before and dumped after each batch. Per request it reports:
 
 * instructions executed in user space by the service (all threads; kernel work is not
   counted, so this is the part the code controls),
-* calls to malloc/calloc/realloc (heap allocations) and bytes requested.
+* calls to malloc/calloc/realloc (heap allocations).
 
 The same binary, inputs and settings give the same counts to within a fraction of a percent,
 so a change of a few percent is a real change. Requests go one at a time, so on the Upstash
 backend each profile is one plain command (auto-pipelining needs concurrent requests).
 
-usage: bench/instructions.py [--local-upstash] [-n N] [--no-build] [--scenarios LIST]
+usage: bench/instructions.py [--local-upstash] [--floor] [-n N] [--scenarios LIST]
+                             [--env "K=V ..."] [--keep DIR] [--json FILE] [--no-build]
 Needs valgrind (apt-get install -y valgrind); --local-upstash also needs redis-server and
 ../shared/tools/upstash-on-redis (built into /tmp/uor-target when missing).
 """
@@ -156,7 +157,8 @@ def main():
 
     procs = []
     work = Path(tempfile.mkdtemp(prefix="instructions-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTASH_", "SESSION_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("UPSTASH_", "SESSION_", "FLOOR_"))}
     env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1")
     backend = "memory"
     try:
@@ -258,6 +260,8 @@ def main():
                 sys.exit(f"{name}: {args.n - ok} of {args.n} requests had the wrong status")
             out = dump(svc.pid, name, work)
             total, allocs = parse_dump(out)
+            if total is None:
+                sys.exit(f"{out} has no totals line: is it a callgrind dump?")
             if args.keep:
                 Path(args.keep).mkdir(parents=True, exist_ok=True)
                 shutil.copy(out, Path(args.keep) / f"callgrind.{backend}.{name}")

@@ -49,9 +49,9 @@ impl From<SessionError> for ApiError {
         match &error {
             SessionError::Store(StoreError::Timeout(_)) => ApiError::StoreTimeout(error),
             SessionError::Store(StoreError::Unavailable(_)) => ApiError::StoreUnavailable(error),
-            SessionError::Store(StoreError::Corrupt(_)) | SessionError::NoFreeId => {
-                ApiError::Internal(error)
-            }
+            SessionError::Store(StoreError::Corrupt(_))
+            | SessionError::NoFreeId
+            | SessionError::InvalidCookie(_) => ApiError::Internal(error),
         }
     }
 }

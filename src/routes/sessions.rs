@@ -125,7 +125,7 @@ pub async fn login(
             let session = sessions.login(&user, previous).await?;
             let mut buf = [0u8; 36];
             Ok(HttpResponse::Ok()
-                .append_header((header::SET_COOKIE, sessions.session_cookie(&session)))
+                .append_header((header::SET_COOKIE, sessions.session_cookie(&session)?))
                 .json(LoginResponse {
                     message: "Logged in successfully",
                     session_id: session.id.encode(&mut buf),
@@ -157,7 +157,7 @@ pub async fn profile(
             let session = require_session(&req, &sessions).await?;
             let mut buf = [0u8; 36];
             Ok(HttpResponse::Ok()
-                .append_header((header::SET_COOKIE, sessions.session_cookie(&session)))
+                .append_header((header::SET_COOKIE, sessions.session_cookie(&session)?))
                 .json(ProfileResponse {
                     session_id: session.id.encode(&mut buf),
                     session_data: &session.data,
@@ -238,7 +238,7 @@ pub async fn list(
                 );
             }
             Ok(HttpResponse::Ok()
-                .append_header((header::SET_COOKIE, sessions.session_cookie(&current)))
+                .append_header((header::SET_COOKIE, sessions.session_cookie(&current)?))
                 .json(SessionList { sessions: list }))
         })
         .await

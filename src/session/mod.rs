@@ -43,6 +43,9 @@ pub enum SessionError {
     /// Fresh random ids kept colliding: the generator or the store is broken.
     #[error("could not allocate a free session id")]
     NoFreeId,
+    /// The session cookie cannot be a header value (a cookie name with invalid bytes).
+    #[error("the session cookie is not a valid header value")]
+    InvalidCookie(#[from] actix_web::http::header::InvalidHeaderValue),
 }
 
 /// The session cookie found on a request.
@@ -106,8 +109,9 @@ pub struct SessionManager {
     /// The session `Set-Cookie` around its value, as the cookie crate formats it for these
     /// settings (`name=` and `; HttpOnly; SameSite=..; Path=/`): formatted once, so a
     /// refreshed cookie is one string instead of a `Cookie` rendered on every request.
-    cookie_prefix: String,
-    cookie_suffix: String,
+    /// `None` if the crate's rendering cannot be split that way: then every cookie is
+    /// rendered by the crate.
+    cookie_template: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -134,14 +138,13 @@ fn now_ms() -> u64 {
 
 impl SessionManager {
     pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, config: SessionConfig) -> Self {
-        let (cookie_prefix, cookie_suffix) = cookie_template(&config);
+        let cookie_template = cookie_template(&config);
         Self {
             store,
             signer,
             config,
             metrics: None,
-            cookie_prefix,
-            cookie_suffix,
+            cookie_template,
         }
     }
 
@@ -344,7 +347,10 @@ impl SessionManager {
 
     /// The `Set-Cookie` for a live session: `Max-Age` is the idle TTL, capped by what is
     /// left of the absolute lifetime.
-    pub fn session_cookie(&self, session: &ActiveSession) -> HeaderValue {
+    ///
+    /// Fails only for a cookie name that cannot be in a header (the service's settings
+    /// refuse such names; a library caller building `SessionConfig` by hand might not).
+    pub fn session_cookie(&self, session: &ActiveSession) -> Result<HeaderValue, SessionError> {
         let left = session
             .data
             .absolute_expires_at
@@ -352,16 +358,20 @@ impl SessionManager {
             .saturating_sub(now_ms())
             / 1000;
         let max_age = self.config.idle_ttl.as_secs().min(left);
-        let mut header = String::with_capacity(
-            self.cookie_prefix.len() + cookie::SIGNED_LEN + self.cookie_suffix.len() + 30,
-        );
-        header.push_str(&self.cookie_prefix);
+        let Some((prefix, suffix)) = &self.cookie_template else {
+            let cookie = base_cookie(&self.config, self.signer.sign(&session.id))
+                .max_age(actix_web::cookie::time::Duration::seconds(max_age as i64))
+                .finish();
+            return Ok(HeaderValue::try_from(cookie.to_string())?);
+        };
+        let mut header =
+            String::with_capacity(prefix.len() + cookie::SIGNED_LEN + suffix.len() + 30);
+        header.push_str(prefix);
         self.signer.sign_into(&session.id, &mut header);
-        header.push_str(&self.cookie_suffix);
+        header.push_str(suffix);
         // The cookie crate puts Max-Age after Path (and we set no Domain or Expires).
         let _ = write!(header, "; Max-Age={max_age}");
-        // Name and attributes were validated at start, the value is base64url: always valid.
-        HeaderValue::try_from(header).unwrap_or_else(|_| HeaderValue::from_static(""))
+        Ok(HeaderValue::try_from(header)?)
     }
 
     /// The `Set-Cookie` that clears the session cookie, with the attributes it was set with.
@@ -380,17 +390,14 @@ fn base_cookie(config: &SessionConfig, value: String) -> actix_web::cookie::Cook
         .same_site(config.same_site)
 }
 
-/// What the cookie crate writes before and after the value of the session cookie.
-fn cookie_template(config: &SessionConfig) -> (String, String) {
+/// What the cookie crate writes before and after the value of the session cookie, if its
+/// rendering is `name=VALUE` followed by attributes that do not repeat the value.
+fn cookie_template(config: &SessionConfig) -> Option<(String, String)> {
     const MARK: &str = "VALUE";
     let rendered = base_cookie(config, MARK.to_owned()).finish().to_string();
     let prefix = format!("{}=", config.cookie_name);
-    let suffix = rendered
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_prefix(MARK))
-        .unwrap_or_default()
-        .to_owned();
-    (prefix, suffix)
+    let suffix = rendered.strip_prefix(&prefix)?.strip_prefix(MARK)?;
+    (!suffix.contains(MARK) && suffix.starts_with("; ")).then(|| (prefix, suffix.to_owned()))
 }
 
 #[cfg(test)]
@@ -422,12 +429,19 @@ mod tests {
 
     #[test]
     fn the_session_cookie_header_is_what_the_cookie_crate_writes() {
-        for secure in [false, true] {
-            for same_site in [SameSite::Lax, SameSite::Strict, SameSite::None] {
-                let mut m = manager();
-                m.config.cookie_secure = secure;
-                m.config.same_site = same_site;
-                (m.cookie_prefix, m.cookie_suffix) = cookie_template(&m.config);
+        let names = ["session_id", "__Host-sid", "__Secure-sid"];
+        for (name, secure, same_site) in names.into_iter().flat_map(|n| {
+            [false, true].into_iter().flat_map(move |secure| {
+                [SameSite::Lax, SameSite::Strict, SameSite::None].map(|s| (n, secure, s))
+            })
+        }) {
+            let mut m = manager();
+            m.config.cookie_name = name.into();
+            m.config.cookie_secure = secure;
+            m.config.same_site = same_site;
+            for template in [cookie_template(&m.config), None] {
+                // With the template (the normal case) and without (the crate renders).
+                m.cookie_template = template;
                 let now = now_ms() / 1000;
                 for left in [0, 5, 899, 900, 50_000] {
                     let session = ActiveSession {
@@ -439,23 +453,44 @@ mod tests {
                             absolute_expires_at: now + left + 1,
                         },
                     };
-                    let header = m.session_cookie(&session);
+                    let header = m.session_cookie(&session).unwrap();
                     let ours = header.to_str().unwrap();
-                    let max_age = ours
-                        .rsplit_once("Max-Age=")
-                        .unwrap()
-                        .1
-                        .parse::<i64>()
-                        .unwrap();
+                    let (_, age) = ours.rsplit_once("Max-Age=").unwrap();
+                    let max_age = age.parse::<i64>().unwrap();
                     let expected = base_cookie(&m.config, m.signer.sign(&session.id))
                         .max_age(actix_web::cookie::time::Duration::seconds(max_age))
                         .finish()
                         .to_string();
                     assert_eq!(ours, expected);
+                    assert!(
+                        ours.contains("; HttpOnly") && ours.contains("; Path=/"),
+                        "{ours}"
+                    );
                     assert!(max_age <= 900 && max_age <= left as i64 + 1, "{ours}");
                 }
             }
+            assert!(cookie_template(&m.config).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_cookie_name_that_cannot_be_a_header_is_an_error_not_an_empty_header() {
+        let mut m = manager();
+        m.config.cookie_name = "bad\nname".into();
+        m.cookie_template = cookie_template(&m.config);
+        let session = ActiveSession {
+            id: SessionId::random(),
+            data: crate::store::SessionData {
+                user: "alice".into(),
+                status: "active".into(),
+                created_at: 0,
+                absolute_expires_at: u64::MAX / 1000,
+            },
+        };
+        assert!(matches!(
+            m.session_cookie(&session),
+            Err(SessionError::InvalidCookie(_))
+        ));
     }
 
     #[test]

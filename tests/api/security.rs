@@ -205,15 +205,25 @@ async fn memory_store_instances_sign_with_different_random_keys() {
             absolute_expires_at: u64::MAX / 1000,
         },
     };
-    let a = one.session_cookie(&session).to_str().unwrap().to_owned();
-    let b = two.session_cookie(&session).to_str().unwrap().to_owned();
+    let a = one
+        .session_cookie(&session)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let b = two
+        .session_cookie(&session)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(
         a, b,
         "two processes on the memory store must not share a key"
     );
     assert_eq!(
         a,
-        one.session_cookie(&session).to_str().unwrap(),
+        one.session_cookie(&session).unwrap().to_str().unwrap(),
         "signing is deterministic"
     );
 }
