@@ -1,6 +1,8 @@
 //! Logging through `tracing`: human-readable lines by default, one JSON object per line with
 //! `LOG_FORMAT=json`; the level comes from `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::settings::LogFormat;
@@ -10,7 +12,12 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Pretty => builder.with_target(false).try_init(),
+        // Colours only on a terminal: a file or a log collector gets plain text (and the
+        // request span's fields, formatted for every request, are cheaper without them).
+        LogFormat::Pretty => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

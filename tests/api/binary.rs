@@ -170,6 +170,11 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         "a session id leaked into the logs"
     );
     assert!(!logs.contains(FAKE_TOKEN), "the token leaked into the logs");
+    // Captured through a pipe, not a terminal: plain text, no colour escapes.
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI escapes in piped logs: {logs}"
+    );
 }
 
 #[tokio::test]
