@@ -29,6 +29,29 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// Answers every request with `answer` (exactly `calls` requests when given) and returns the
+/// error `command` ends with under a client with a `timeout_ms` budget.
+async fn failure(
+    answer: ResponseTemplate,
+    calls: Option<u64>,
+    timeout_ms: u64,
+    command: Command<'_>,
+    retry: RetryPolicy,
+) -> UpstashError {
+    let server = MockServer::start().await;
+    let mock = Mock::given(method("POST")).respond_with(answer);
+    match calls {
+        Some(n) => mock.expect(n),
+        None => mock,
+    }
+    .mount(&server)
+    .await;
+    client(&server, timeout_ms)
+        .command(&command, retry)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_command_is_posted_as_a_json_array_with_bearer_auth_and_exact_content_type() {
     let server = MockServer::start().await;
@@ -193,16 +216,14 @@ async fn a_500_is_retried_for_idempotent_commands() {
 
 #[tokio::test]
 async fn a_call_marked_once_is_never_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, 2000)
-        .command(&Command::new("INCR").arg("k"), RetryPolicy::Once)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(503),
+        Some(1),
+        2000,
+        Command::new("INCR").arg("k"),
+        RetryPolicy::Once,
+    )
+    .await;
     assert!(matches!(err, UpstashError::Status { status: 503, .. }));
 }
 
@@ -241,83 +262,69 @@ async fn waits_out_retry_after(refusal: ResponseTemplate) {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_fails_at_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, 1000)
-        .command(&Command::new("DEL").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(429).insert_header("retry-after", "30"),
+        Some(1),
+        1000,
+        Command::new("DEL").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     assert!(matches!(err, UpstashError::RateLimited { .. }));
 }
 
 #[tokio::test]
 async fn a_401_is_unauthorized_and_never_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(
-                serde_json::json!({"error": "WRONGPASS invalid or missing auth token"}),
-            ),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, 1000)
-        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(401)
+            .set_body_json(serde_json::json!({"error": "WRONGPASS invalid or missing auth token"})),
+        Some(1),
+        1000,
+        Command::new("GET").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     assert!(matches!(err, UpstashError::Unauthorized(m) if m.starts_with("WRONGPASS")));
 }
 
 #[tokio::test]
 async fn a_400_redis_error_is_a_command_error_and_never_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(serde_json::json!({"error": "ERR DB capacity quota exceeded"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, 1000)
-        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(400)
+            .set_body_json(serde_json::json!({"error": "ERR DB capacity quota exceeded"})),
+        Some(1),
+        1000,
+        Command::new("GET").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     assert!(matches!(err, UpstashError::Command(m) if m.contains("quota")));
 }
 
 #[tokio::test]
 async fn a_non_json_200_body_is_retried_then_reported() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("error code: 1016"))
-        .expect(6)
-        .mount(&server)
-        .await;
-    let err = client(&server, 3000)
-        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(200).set_body_string("error code: 1016"),
+        Some(6),
+        3000,
+        Command::new("GET").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     assert!(matches!(err, UpstashError::NotJson(_)), "{err}");
 }
 
 #[tokio::test]
 async fn a_stalled_upstash_fails_within_the_deadline() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ok(1.into()).set_delay(Duration::from_secs(10)))
-        .mount(&server)
-        .await;
     let started = Instant::now();
-    let err = client(&server, 600)
-        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ok(1.into()).set_delay(Duration::from_secs(10)),
+        None,
+        600,
+        Command::new("GET").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     let took = started.elapsed();
     assert!(matches!(err, UpstashError::Timeout(_)), "{err}");
     assert!(took >= Duration::from_millis(550), "{took:?}");
@@ -366,16 +373,14 @@ async fn a_503_with_retry_after_is_waited_out() {
 
 #[tokio::test]
 async fn a_reply_of_the_wrong_shape_is_not_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"result": true})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, 1000)
-        .command(&Command::new("GET").arg("k"), RetryPolicy::Idempotent)
-        .await
-        .unwrap_err();
+    let err = failure(
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({"result": true})),
+        Some(1),
+        1000,
+        Command::new("GET").arg("k"),
+        RetryPolicy::Idempotent,
+    )
+    .await;
     assert!(matches!(err, UpstashError::Protocol(_)), "{err}");
 }
 
