@@ -71,6 +71,17 @@ async fn login(client: &reqwest::Client, base: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The binary on a free port with `vars`, once it answers `/healthz`; and its base URL.
+async fn start(vars: &[(&str, &str)]) -> (Child, String) {
+    let port = free_port().to_string();
+    let mut all = vec![("PORT", port.as_str())];
+    all.extend_from_slice(vars);
+    let child = binary(&all).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    (child, base)
+}
+
 async fn wait_ready(base: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
@@ -110,17 +121,12 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
 #[tokio::test]
 async fn logs_never_carry_session_ids_cookies_or_the_token() {
     let fake = FakeUpstash::start().await;
-    let port = free_port().to_string();
-    let mut child = binary(&[
-        ("PORT", &port),
+    let (mut child, base) = start(&[
         ("RUST_LOG", "trace"),
         ("UPSTASH_REDIS_REST_URL", &fake.uri()),
         ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
     ])
-    .spawn()
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
+    .await;
     let client = reqwest::Client::new();
     let response = login(&client, &base).await;
     let cookie = crate::helpers::session_cookie(&response).unwrap();
@@ -180,16 +186,11 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     let fake = FakeUpstash::start().await;
-    let port = free_port().to_string();
-    let mut child = binary(&[
-        ("PORT", &port),
+    let (mut child, base) = start(&[
         ("UPSTASH_REDIS_REST_URL", &fake.uri()),
         ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
     ])
-    .spawn()
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
+    .await;
     let client = reqwest::Client::new();
     let response = login(&client, &base).await;
     let cookie = crate::helpers::session_cookie(&response).unwrap();
@@ -227,16 +228,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_with_the_request_id() {
-    let port = free_port().to_string();
-    let mut child = binary(&[
-        ("PORT", &port),
-        ("LOG_FORMAT", "json"),
-        ("COOKIE_SECURE", "false"),
-    ])
-    .spawn()
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
+    let (mut child, base) = start(&[("LOG_FORMAT", "json"), ("COOKIE_SECURE", "false")]).await;
     reqwest::Client::new()
         .post(format!("{base}/login/"))
         .header("content-type", "application/json")
