@@ -427,6 +427,19 @@ mod tests {
         )
     }
 
+    /// A live session of alice's with a fresh id.
+    fn alice(created_at: u64, absolute_expires_at: u64) -> ActiveSession {
+        ActiveSession {
+            id: SessionId::random(),
+            data: crate::store::SessionData {
+                user: "alice".into(),
+                status: "active".into(),
+                created_at,
+                absolute_expires_at,
+            },
+        }
+    }
+
     #[test]
     fn the_session_cookie_header_is_what_the_cookie_crate_writes() {
         let names = ["session_id", "__Host-sid", "__Secure-sid"];
@@ -444,15 +457,7 @@ mod tests {
                 m.cookie_template = template;
                 let now = now_ms() / 1000;
                 for left in [0, 5, 899, 900, 50_000] {
-                    let session = ActiveSession {
-                        id: SessionId::random(),
-                        data: crate::store::SessionData {
-                            user: "alice".into(),
-                            status: "active".into(),
-                            created_at: now,
-                            absolute_expires_at: now + left + 1,
-                        },
-                    };
+                    let session = alice(now, now + left + 1);
                     let header = m.session_cookie(&session).unwrap();
                     let ours = header.to_str().unwrap();
                     let (_, age) = ours.rsplit_once("Max-Age=").unwrap();
@@ -478,15 +483,7 @@ mod tests {
         let mut m = manager();
         m.config.cookie_name = "bad\nname".into();
         m.cookie_template = cookie_template(&m.config);
-        let session = ActiveSession {
-            id: SessionId::random(),
-            data: crate::store::SessionData {
-                user: "alice".into(),
-                status: "active".into(),
-                created_at: 0,
-                absolute_expires_at: u64::MAX / 1000,
-            },
-        };
+        let session = alice(0, u64::MAX / 1000);
         assert!(matches!(
             m.session_cookie(&session),
             Err(SessionError::InvalidCookie(_))
