@@ -717,56 +717,44 @@ else
 fi
 stop_pid "$SVC_PID"
 
-# ---------------------------------------------------------------------------- the floor
-# examples/floor.rs: the same HTTP answer with none of the service's code, without and (with
-# a backend) with one reqwest round trip per request. Profile runs only.
+# ---------------------------------------------------------------------------- yardsticks
+# yardstick LABEL STATS BPORT BIN [VAR=VALUE...]: start BIN (from the empty run directory,
+# HOST/PORT/WORKERS set, plus the given variables), wait for /healthz, run the profile
+# scenario against it as LABEL and stop it. STATS=0 and BPORT are for a server that does not
+# talk to the Upstash backend: no Upstash counts, and the port whose connects to count (0: none).
+yardstick() {
+    local label=$1 stats=$2 bport=$3 bin=$4 port pid
+    shift 4
+    port=$(free_port)
+    local env_vars=(HOST=127.0.0.1 PORT="$port" "$@")
+    [[ -n $SVC_WORKERS ]] && env_vars+=(WORKERS="$SVC_WORKERS")
+    log "starting $label on 127.0.0.1:$port"
+    (cd "$RUN_DIR" && exec env -i PATH="$PATH" "${env_vars[@]}" "$bin") >"$RESULTS/$label.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$port/healthz" "$pid" "$label"
+    local saved_scenarios=$SCENARIOS saved_stats=$HAS_STATS saved_bport=${BACKEND_PORT:-}
+    SCENARIOS=profile; HAS_STATS=$stats; BACKEND_PORT=$bport; TARGET_LABEL=$label
+    scenarios "$pid" "$port" "$label"
+    SCENARIOS=$saved_scenarios; HAS_STATS=$saved_stats; BACKEND_PORT=$saved_bport
+    stop_pid "$pid"
+}
+
+# examples/floor.rs: the same HTTP answer with none of the service's code, and (with a
+# backend) the same after one reqwest round trip per request.
 if [[ $FLOOR == 1 ]]; then
-    floor_modes=(static)
-    [[ -n $BACKEND_URL ]] && floor_modes+=(rest)
-    for fm in "${floor_modes[@]}"; do
-        FLOOR_PORT=$(free_port)
-        floor_env=(HOST=127.0.0.1 PORT="$FLOOR_PORT")
-        [[ -n $SVC_WORKERS ]] && floor_env+=(WORKERS="$SVC_WORKERS")
-        [[ $fm == rest ]] && floor_env+=(FLOOR_UPSTREAM_URL="$BACKEND_URL" FLOOR_UPSTREAM_TOKEN="$BACKEND_TOKEN")
-        log "starting the floor ($fm) on 127.0.0.1:$FLOOR_PORT"
-        (cd "$RUN_DIR" && exec env -i PATH="$PATH" "${floor_env[@]}" "$FLOOR_BIN") >"$RESULTS/floor-$fm.log" 2>&1 &
-        FLOOR_PID=$!
-        PIDS+=("$FLOOR_PID")
-        wait_http "http://127.0.0.1:$FLOOR_PORT/healthz" "$FLOOR_PID" "floor ($fm)"
-        TARGET_LABEL=floor-$fm
-        SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
-        # The constant floor talks to no backend: no Upstash counts or backend connects.
-        saved_stats=$HAS_STATS; saved_bport=${BACKEND_PORT:-}
-        [[ $fm == static ]] && { HAS_STATS=0; BACKEND_PORT=0; }
-        scenarios "$FLOOR_PID" "$FLOOR_PORT" "floor-$fm"
-        HAS_STATS=$saved_stats; BACKEND_PORT=$saved_bport
-        SCENARIOS=$SCENARIOS_SAVED
-        stop_pid "$FLOOR_PID"
-    done
+    yardstick floor-static 0 0 "$FLOOR_BIN"
+    if [[ -n $BACKEND_URL ]]; then
+        yardstick floor-rest "$HAS_STATS" "${BACKEND_PORT:-0}" "$FLOOR_BIN" \
+            FLOOR_UPSTREAM_URL="$BACKEND_URL" FLOOR_UPSTREAM_TOKEN="$BACKEND_TOKEN"
+    fi
 fi
 
-# ---------------------------------------------------------------------------- the reference
-# actix-session + RedisSessionStore (GET + EXPIRE per profile over the Redis protocol).
+# actix-session + RedisSessionStore (GET + EXPIRE per profile over the Redis protocol): its
+# "backend TCP connects" are its connections to redis-server.
 if [[ $REFERENCE == 1 ]]; then
     ensure_redis
-    REF_PORT=$(free_port)
-    ref_env=(HOST=127.0.0.1 PORT="$REF_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
-    [[ -n $SVC_WORKERS ]] && ref_env+=(WORKERS="$SVC_WORKERS")
-    log "starting the actix-session reference on 127.0.0.1:$REF_PORT"
-    (cd "$RUN_DIR" && exec env -i PATH="$PATH" "${ref_env[@]}" "$REF_BIN") >"$RESULTS/reference.log" 2>&1 &
-    REF_PID=$!
-    PIDS+=("$REF_PID")
-    wait_http "http://127.0.0.1:$REF_PORT/healthz" "$REF_PID" "actix-session reference"
-    TARGET_LABEL=reference
-    SCENARIOS_SAVED=$SCENARIOS; SCENARIOS=profile
-    # It talks to redis-server, not to the Upstash API: its "backend TCP connects" are its
-    # connections to redis, and there are no Upstash counts.
-    saved_stats=$HAS_STATS; saved_bport=${BACKEND_PORT:-}
-    HAS_STATS=0; BACKEND_PORT=$REDIS_PORT
-    scenarios "$REF_PID" "$REF_PORT" reference
-    HAS_STATS=$saved_stats; BACKEND_PORT=$saved_bport
-    SCENARIOS=$SCENARIOS_SAVED
-    stop_pid "$REF_PID"
+    yardstick reference 0 "$REDIS_PORT" "$REF_BIN" REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 fi
 
 # ---------------------------------------------------------------------------- the seed
