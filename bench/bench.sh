@@ -411,15 +411,23 @@ forged_cookie() { # a well-formed value (v4 UUID . 43 base64url chars) with a wr
     python3 -c 'import uuid, os, base64; print(str(uuid.uuid4()) + "." + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode())'
 }
 
-LUA_LOGIN="$RESULTS/login.lua"
-cat >"$LUA_LOGIN" <<'EOF'
--- POST /login/ with JSON bodies for 1000 user names per thread, cycled.
+# Numbers wrk's threads 1, 2, ... (as `tid`) and keeps them for a done() summary.
+LUA_THREADS=$(cat <<'EOF'
 local threads, next_id = {}, 1
 function setup(thread)
     thread:set("tid", next_id)
     next_id = next_id + 1
     table.insert(threads, thread)
 end
+EOF
+)
+
+LUA_LOGIN="$RESULTS/login.lua"
+cat >"$LUA_LOGIN" <<EOF
+-- POST /login/ with JSON bodies for 1000 user names per thread, cycled.
+$LUA_THREADS
+EOF
+cat >>"$LUA_LOGIN" <<'EOF'
 local pool, i = {}, 0
 function init(args)
     local h = { ["Content-Type"] = "application/json" }
@@ -446,15 +454,12 @@ end
 EOF
 
 LUA_MILLION="$RESULTS/million.lua"
-cat >"$LUA_MILLION" <<'EOF'
+cat >"$LUA_MILLION" <<EOF
 -- POST /login/ until args[1] logins got 200 in each thread. args[2]: chunk number (keeps
 -- names unique across chunks); args[3]: 0 for a distinct user per login, else N users cycled.
-local threads, next_id = {}, 1
-function setup(thread)
-    thread:set("tid", next_id)
-    next_id = next_id + 1
-    table.insert(threads, thread)
-end
+$LUA_THREADS
+EOF
+cat >>"$LUA_MILLION" <<'EOF'
 local target, chunk, users, ok, n = 0, 0, 0, 0, 0
 local h = { ["Content-Type"] = "application/json" }
 function init(args)
