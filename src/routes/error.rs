@@ -21,6 +21,16 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// The two answers of every route that reaches the session store when the store fails, for
+/// the OpenAPI document (`responses(.., StoreFailure)`).
+#[derive(utoipa::IntoResponses)]
+pub enum StoreFailure {
+    #[response(status = 503, description = "Session store unavailable")]
+    Unavailable(ErrorBody),
+    #[response(status = 504, description = "Session store timed out")]
+    TimedOut(ErrorBody),
+}
+
 /// Everything a route can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -28,8 +28,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the store answers a `PING` within the deadline (always, for memory).
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses(
     (status = 200, body = Health),
-    (status = 503, description = "Session store unavailable", body = super::ErrorBody),
-    (status = 504, description = "Session store timed out", body = super::ErrorBody),
+    super::StoreFailure,
 ))]
 #[get("/readyz")]
 pub async fn readyz(sessions: web::Data<SessionManager>) -> Result<HttpResponse, ApiError> {

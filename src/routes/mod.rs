@@ -13,7 +13,7 @@ use actix_web::{
     web, HttpResponse,
 };
 
-pub use error::{json_error, ApiError, ErrorBody};
+pub use error::{json_error, ApiError, ErrorBody, StoreFailure};
 
 /// Largest accepted JSON body, in bytes.
 pub const MAX_BODY_BYTES: usize = 4096;

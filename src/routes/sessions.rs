@@ -4,7 +4,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, StoreFailure};
 use crate::{
     session::{ActiveSession, CookieState, SessionManager, Username},
     store::{SessionData, SessionId},
@@ -105,8 +105,7 @@ async fn require_session(
         (status = 413, description = "Body over 4 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Wrong shape, or an invalid username", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security((), ("session_cookie" = [])),
 )]
@@ -143,8 +142,7 @@ pub async fn login(
         (status = 200, description = "The session; its idle expiry and the cookie's Max-Age are reset", body = ProfileResponse),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security(("session_cookie" = [])),
 )]
@@ -173,8 +171,7 @@ pub async fn profile(
     tag = "sessions",
     responses(
         (status = 200, description = "Logged out (also without a cookie); the cookie is cleared", body = MessageResponse),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security((), ("session_cookie" = [])),
 )]
@@ -205,8 +202,7 @@ pub async fn logout(
         (status = 200, description = "Every live session of the user, newest first", body = SessionList),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security(("session_cookie" = [])),
 )]
@@ -255,8 +251,7 @@ pub async fn list(
         (status = 200, description = "The session was ended", body = MessageResponse),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Not one of the user's live sessions", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security(("session_cookie" = [])),
 )]
@@ -292,8 +287,7 @@ pub async fn end_one(
         (status = 200, description = "Every session of the user was ended; the cookie is cleared", body = LogoutAllResponse),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
-        (status = 503, description = "Session store unavailable", body = ErrorBody),
-        (status = 504, description = "Session store timed out", body = ErrorBody),
+        StoreFailure,
     ),
     security(("session_cookie" = [])),
 )]
