@@ -185,18 +185,31 @@ pub fn serve(
     settings: &Settings,
 ) -> Result<Server, StartupError> {
     let sessions = web::Data::new(sessions);
-    let prometheus = metrics
-        .middleware()
-        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    let http_metrics = metrics
+        .http
+        .clone()
+        .with_endpoint_label(routes::endpoint_label);
+    let metrics = web::Data::new(metrics);
     let openapi = ApiDoc::openapi();
     let metrics_on = settings.metrics;
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(routes::default_headers())
-            .wrap(Condition::new(metrics_on, prometheus.clone()))
+            .wrap(Condition::new(
+                metrics_on,
+                from_fn(http_metrics.middleware()),
+            ))
             .wrap(from_fn(routes::request_id::request_id))
             .app_data(sessions.clone())
             .configure(routes::configure)
+            .configure(|cfg| {
+                if metrics_on {
+                    cfg.app_data(metrics.clone()).route(
+                        "/metrics",
+                        web::get().to(|m: web::Data<Metrics>| async move { m.render() }),
+                    );
+                }
+            })
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .route(
                 "/docs",

@@ -7,6 +7,8 @@ pub mod health;
 pub mod request_id;
 pub mod sessions;
 
+use std::borrow::Cow;
+
 use actix_web::{
     guard::{self, GuardContext},
     http::{header, StatusCode},
@@ -53,6 +55,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         r.route(web::delete().to(sessions::end_one))
     });
     cfg.service(health::healthz).service(health::readyz);
+}
+
+/// The paths [`configure`] serves with and without their trailing slash.
+const BOTH_SPELLINGS: [&str; 6] = [
+    "/profile",
+    "/login",
+    "/logout",
+    "/logout/all",
+    "/sessions",
+    "/sessions/{session_id}",
+];
+
+/// The metrics `endpoint` label of a matched route pattern: the slash-less spelling of a
+/// route counts as its slashed one, so each route is one series.
+pub fn endpoint_label(pattern: &str) -> Cow<'_, str> {
+    if BOTH_SPELLINGS.iter().any(|p| pattern.ends_with(p)) {
+        Cow::Owned(format!("{pattern}/"))
+    } else {
+        Cow::Borrowed(pattern)
+    }
 }
 
 /// Registers `path` (ending in `/`) and the same path without its trailing slash, each as

@@ -170,3 +170,63 @@ async fn metrics_can_be_turned_off() {
     assert_eq!(app.get("/metrics", None).await.status(), 404);
     assert_eq!(app.get("/healthz", None).await.status(), 200);
 }
+
+/// The series lines of a scrape (label sets with their values), without comments.
+fn series(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(labels, _)| labels))
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_stay_the_same_size_under_thousands_of_made_up_methods_and_paths() {
+    let app = spawn_app().await;
+    let send = |method: String, path: String| {
+        let request = app
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url(&path),
+            )
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    // One of each kind first, so every series exists before the first scrape.
+    assert_eq!(send("XXXX0".into(), "/profile/".into()).await, 405);
+    assert_eq!(send("GET".into(), "/nope/0".into()).await, 404);
+    assert_eq!(send("XXXX0".into(), "/nope/0".into()).await, 404);
+    assert_eq!(send("GET".into(), "/login".into()).await, 405);
+    let before = app.get("/metrics", None).await.text().await.unwrap();
+    for i in 1..=1500 {
+        assert_eq!(send(format!("XXXX{i}"), "/profile/".into()).await, 405);
+        assert_eq!(send("GET".into(), format!("/nope/{i}")).await, 404);
+        assert_eq!(send(format!("M{i}"), format!("/nope/{i}")).await, 404);
+        if i % 100 == 0 {
+            assert_eq!(send("GET".into(), "/login/".into()).await, 405);
+        }
+    }
+    let after = app.get("/metrics", None).await.text().await.unwrap();
+    let (mut old, mut new) = (series(&before), series(&after));
+    old.retain(|s| !s.contains(r#"endpoint="/metrics""#));
+    new.retain(|s| !s.contains(r#"endpoint="/metrics""#));
+    assert_eq!(
+        old, new,
+        "no series may appear: before\n{before}\nafter\n{after}"
+    );
+    // Only the counts grew (a few digits per line), not the label sets.
+    assert!(
+        after.len() < before.len() + 2048,
+        "{} -> {}",
+        before.len(),
+        after.len()
+    );
+    for needle in [
+        r#"http_requests_total{endpoint="/profile/",method="OTHER",status="405"} 1501"#,
+        r#"http_requests_total{endpoint="UNKNOWN",method="GET",status="404"} 1501"#,
+        r#"http_requests_total{endpoint="/login/",method="GET",status="405"} 16"#,
+    ] {
+        assert!(after.contains(needle), "{needle} missing from\n{after}");
+    }
+    assert!(!after.contains("XXXX") && !after.contains("/nope/") && !after.contains(r#""/login""#));
+}
