@@ -238,13 +238,14 @@ impl SessionManager {
         user: &Username,
         previous: Option<SessionId>,
     ) -> Result<ActiveSession, SessionError> {
-        let now = now_ms();
-        let absolute_ms = self.config.absolute_ttl.as_millis() as u64;
+        // Both ends in whole seconds from the same rounded-down instant, so the absolute
+        // lifetime is exactly SESSION_ABSOLUTE_TTL_SECONDS long, never a second more.
+        let created_at = now_ms() / 1000;
         let data = SessionData {
             user: user.as_str().to_owned(),
             status: "active".to_owned(),
-            created_at: now / 1000,
-            absolute_expires_at: (now + absolute_ms).div_ceil(1000),
+            created_at,
+            absolute_expires_at: created_at.saturating_add(self.config.absolute_ttl.as_secs()),
         };
         let ttl = self.config.idle_ttl.min(self.config.absolute_ttl);
         let mut replaces = previous;

@@ -62,6 +62,18 @@ async fn profile_returns_the_session_data(backend: Backend) {
     assert!(created >= before && created <= before + 5);
 }
 
+async fn the_absolute_lifetime_is_exactly_the_configured_length(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    // Twenty logins: with the end rounded up and the start down, nearly all were a second long.
+    for _ in 0..20 {
+        let (_, cookie) = app.login("alice").await;
+        let body = json(app.profile(Some(&cookie)).await).await;
+        let created = body["session_data"]["created_at"].as_u64().unwrap();
+        let end = body["session_data"]["absolute_expires_at"].as_u64().unwrap();
+        assert_eq!(end - created, 43_200, "{body}");
+    }
+}
+
 async fn profile_without_a_cookie_is_403(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let response = app.profile(None).await;
@@ -188,6 +200,7 @@ on_both_backends!(
     login_sets_an_httponly_lax_secure_cookie_on_path_root,
     the_cookie_is_not_secure_when_cookie_secure_is_false,
     profile_returns_the_session_data,
+    the_absolute_lifetime_is_exactly_the_configured_length,
     profile_without_a_cookie_is_403,
     profile_with_an_unknown_or_malformed_id_is_404,
     an_expired_session_is_404,
