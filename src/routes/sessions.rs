@@ -70,26 +70,20 @@ fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
     sessions.read_cookie(req.headers().get_all(header::COOKIE).map(|v| v.as_bytes()))
 }
 
-/// The verified session id of the request: no cookie is 403, a cookie that does not verify
-/// is 404 (and costs no store request).
-fn require_id(req: &HttpRequest, sessions: &SessionManager) -> Result<SessionId, ApiError> {
-    match cookie_state(req, sessions) {
-        CookieState::Valid(id) => Ok(id),
-        CookieState::Missing => Err(ApiError::MissingCookie),
-        CookieState::Invalid => Err(ApiError::SessionNotFound),
-    }
-}
-
-/// The live session of the request, its idle expiry slid.
+/// The live session of the request, its idle expiry slid: no cookie is 403, a cookie that
+/// does not verify is 404 (and costs no store request). Of several verified cookies the
+/// first naming a live session wins, so a planted dead one cannot lock the user out.
 async fn require_session(
     req: &HttpRequest,
     sessions: &SessionManager,
 ) -> Result<ActiveSession, ApiError> {
-    let id = require_id(req, sessions)?;
-    sessions
-        .refresh(&id)
-        .await?
-        .ok_or(ApiError::SessionNotFound)
+    let session = match cookie_state(req, sessions) {
+        CookieState::Valid(id) => sessions.refresh(&id).await?,
+        CookieState::Several(ids) => sessions.refresh_first_live(&ids).await?,
+        CookieState::Missing => return Err(ApiError::MissingCookie),
+        CookieState::Invalid => return Err(ApiError::SessionNotFound),
+    };
+    session.ok_or(ApiError::SessionNotFound)
 }
 
 /// `POST /login/`: creates a session and sets its cookie; a session the client still held is
@@ -117,11 +111,8 @@ pub async fn login(
     sessions
         .request(async {
             let user = Username::parse(&body.username)?;
-            let previous = match cookie_state(&req, &sessions) {
-                CookieState::Valid(id) => Some(id),
-                _ => None,
-            };
-            let session = sessions.login(&user, previous).await?;
+            let previous = cookie_state(&req, &sessions);
+            let session = sessions.login(&user, previous.ids()).await?;
             let mut buf = [0u8; 36];
             Ok(HttpResponse::Ok()
                 .append_header((header::SET_COOKIE, sessions.session_cookie(&session)?))
@@ -181,8 +172,8 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     sessions
         .request(async {
-            if let CookieState::Valid(id) = cookie_state(&req, &sessions) {
-                sessions.logout(&id).await?;
+            for id in cookie_state(&req, &sessions).ids() {
+                sessions.logout(id).await?;
             }
             Ok(HttpResponse::Ok()
                 .cookie(sessions.removal_cookie())

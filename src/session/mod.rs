@@ -49,7 +49,7 @@ pub enum SessionError {
 }
 
 /// The session cookie found on a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieState {
     /// No cookie of our name.
     Missing,
@@ -57,6 +57,20 @@ pub enum CookieState {
     Invalid,
     /// A verified session id (the session may still be gone from the store).
     Valid(SessionId),
+    /// Several cookies of our name verify, in the order the client sent them (a sibling
+    /// subdomain can plant one with a longer `Path`, which browsers send first). No id repeats.
+    Several(Vec<SessionId>),
+}
+
+impl CookieState {
+    /// The verified ids, in the order sent.
+    pub fn ids(&self) -> &[SessionId] {
+        match self {
+            CookieState::Valid(id) => std::slice::from_ref(id),
+            CookieState::Several(ids) => ids,
+            CookieState::Missing | CookieState::Invalid => &[],
+        }
+    }
 }
 
 /// A live session after a read.
@@ -204,10 +218,12 @@ impl SessionManager {
 
     /// Finds our cookie among `Cookie` header values (raw bytes: another cookie's non-ASCII
     /// value must not hide ours). With several cookies of our name (a sibling domain may set
-    /// one), the first that verifies wins.
+    /// one), every one that verifies is kept, in order, so the caller can prefer a live one.
     pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> CookieState {
         let name = self.config.cookie_name.as_bytes();
         let mut state = CookieState::Missing;
+        let mut found: Option<SessionId> = None;
+        let mut more: Vec<SessionId> = Vec::new();
         for header in headers {
             // RFC 6265 §5.4: `name=value` pairs separated by `;`. (actix's cookie 0.16 has
             // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
@@ -220,23 +236,51 @@ impl SessionManager {
                 }
                 let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok();
                 match value.and_then(|v| self.signer.verify(v)) {
-                    Some(id) => return CookieState::Valid(id),
+                    Some(id) if found.is_none() => found = Some(id),
+                    Some(id) if found != Some(id) && !more.contains(&id) => more.push(id),
+                    Some(_) => {}
                     None => state = CookieState::Invalid,
                 }
             }
         }
-        if state == CookieState::Invalid {
-            tracing::info!(event = "cookie_rejected", "session cookie did not verify");
+        match found {
+            Some(first) if more.is_empty() => CookieState::Valid(first),
+            Some(first) => {
+                more.insert(0, first);
+                CookieState::Several(more)
+            }
+            None => {
+                if state == CookieState::Invalid {
+                    tracing::info!(event = "cookie_rejected", "session cookie did not verify");
+                }
+                state
+            }
         }
-        state
+    }
+
+    /// The first of `ids` that names a live session, read and slid as [`Self::refresh`] does.
+    /// One store request when the first is live (always so with a single cookie).
+    pub async fn refresh_first_live(
+        &self,
+        ids: &[SessionId],
+    ) -> Result<Option<ActiveSession>, SessionError> {
+        for id in ids {
+            if let Some(session) = self.refresh(id).await? {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
     }
 
     /// Creates a session for `user`; a session the client still holds (`previous`) is ended
     /// in the same store operation, so a login never leaves an orphan or a fixed id.
+    ///
+    /// With several cookies (`previous` holds more than one id), the first is rotated in the
+    /// login's store operation and the others are ended after it.
     pub async fn login(
         &self,
         user: &Username,
-        previous: Option<SessionId>,
+        previous: &[SessionId],
     ) -> Result<ActiveSession, SessionError> {
         // Both ends in whole seconds from the same rounded-down instant, so the absolute
         // lifetime is exactly SESSION_ABSOLUTE_TTL_SECONDS long, never a second more.
@@ -248,7 +292,7 @@ impl SessionManager {
             absolute_expires_at: created_at.saturating_add(self.config.absolute_ttl.as_secs()),
         };
         let ttl = self.config.idle_ttl.min(self.config.absolute_ttl);
-        let mut replaces = previous;
+        let mut replaces = previous.first().copied();
         for _ in 0..3 {
             let id = SessionId::random();
             let created = self
@@ -262,6 +306,12 @@ impl SessionManager {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
                 if let Some(m) = &self.metrics {
                     m.created.inc();
+                }
+                for other in previous.iter().skip(1) {
+                    if self.within(self.store.delete(other)).await? {
+                        tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
+                        self.count_ended("rotated", 1);
+                    }
                 }
                 return Ok(ActiveSession { id, data });
             }

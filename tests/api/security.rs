@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::fake_upstash::FakeUpstash;
 use crate::helpers::{
-    id_of, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings, Backend,
+    id_of, json, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings, Backend,
 };
 use crate::on_both_backends;
 
@@ -122,7 +122,40 @@ async fn a_forged_cookie_among_several_does_not_hide_the_real_one(backend: Backe
     assert_eq!(app.profile(Some(&both)).await.status(), 200);
 }
 
+async fn a_planted_ended_session_cookie_does_not_lock_the_user_out(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    // A validly signed cookie of an ended session, sent first (as a longer Path would be).
+    let (_, planted) = app.login("mallory").await;
+    app.logout(Some(&planted)).await;
+    let (_, live) = app.login("alice").await;
+    let both = format!("{planted}; {live}");
+    let response = app.profile(Some(&both)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json(response).await["session_id"], id_of(&live).as_str());
+    for path in ["/sessions/", "/profile/"] {
+        assert_eq!(app.get(path, Some(&both)).await.status(), 200, "{path}");
+    }
+    // A single cookie still costs one store request.
+    let before = app.upstash_requests();
+    assert_eq!(app.profile(Some(&live)).await.status(), 200);
+    if backend == Backend::Upstash {
+        assert_eq!(app.upstash_requests(), before + 1);
+    }
+    // Logging in again with both rotates the live one too: no session is left behind.
+    let response = app.post_login(r#"{"username":"alice"}"#, Some(&both)).await;
+    let fresh = session_cookie(&response).unwrap();
+    assert_eq!(app.profile(Some(&live)).await.status(), 404);
+    assert_eq!(app.profile(Some(&fresh)).await.status(), 200);
+    // Logout with both ends both.
+    let (_, other) = app.login("alice").await;
+    let pair = format!("{fresh}; {other}");
+    assert_eq!(app.logout(Some(&pair)).await.status(), 200);
+    assert_eq!(app.profile(Some(&fresh)).await.status(), 404);
+    assert_eq!(app.profile(Some(&other)).await.status(), 404);
+}
+
 on_both_backends!(
+    a_planted_ended_session_cookie_does_not_lock_the_user_out,
     a_tampered_cookie_is_404_and_costs_no_store_request,
     the_absolute_lifetime_ends_a_session_in_use,
     profile_refreshes_the_cookie_max_age,
