@@ -46,4 +46,4 @@ done
 [ "$ready" = yes ] || { echo "upstash-on-redis did not start:"; cat /tmp/e2e-uor.log; exit 1; }
 
 UPSTASH_E2E_URL=http://127.0.0.1:$uor_port UPSTASH_E2E_TOKEN=e2e-token \
-    cargo test --locked --test api store_suite -- --nocapture
+    cargo test --locked --test api store_suite -- --include-ignored --nocapture

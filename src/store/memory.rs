@@ -277,7 +277,13 @@ impl SessionStore for MemoryStore {
                     expires_at,
                 },
             );
-            let ids = state.ids_of(&data.user);
+            // Only live sessions count against the limit (idle-expired ones not yet purged
+            // do not), as on the Upstash store.
+            let ids: Vec<SessionId> = state
+                .ids_of(&data.user)
+                .into_iter()
+                .filter(|i| state.sessions.get(i).is_some_and(|e| e.expires_at > now))
+                .collect();
             if ids.len() > self.max_per_user {
                 // End the oldest (earliest absolute expiry, as the Upstash index orders them).
                 // Never the session just created, which may tie with older ones.

@@ -8,12 +8,12 @@
 //!
 //! | operation | requests | commands |
 //! |---|---|---|
-//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL of a replaced session); 2 more past the per-user limit |
+//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL of a replaced session); 3 more when the index holds more entries than the per-user limit (ZRANGE, EXISTS per member, then ZREM of gone entries + DEL/ZREM of the oldest live ones past the limit) |
 //! | load | 1 | GETEX EX |
 //! | delete | 1 | DEL |
 //! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
-//! | delete_user_session | 2 | ZSCORE, then DEL + ZREM |
-//! | delete_user | 1-2 | ZRANGE, then DEL + ZREM |
+//! | delete_user_session | 1-2 | ZSCORE + EXISTS, then DEL + ZREM |
+//! | delete_user | 1-3 | ZRANGE, EXISTS per member, then DEL + ZREM |
 
 use std::{
     sync::Arc,
@@ -56,58 +56,96 @@ impl UpstashStore {
         self
     }
 
-    /// Ends the `excess` oldest sessions of the index `index`, never `keep` (the session
-    /// just created, which may tie on score with older ones). Two requests; only after a
-    /// login took the user past the limit.
-    async fn evict_oldest(
+    /// Brings the user of `index` back within the limit after a login took the index past
+    /// it: entries whose session is gone (logged out, rotated, idle-expired) are dropped from
+    /// the index, and only if more than `max_per_user` live sessions remain are the oldest
+    /// live ones ended, never `keep` (the session just created, which may tie on score with
+    /// older ones). Three requests, only after a login took the index past the limit.
+    async fn trim_to_limit(&self, index: &str, keep: &SessionId) -> Result<usize, StoreError> {
+        let (live, dead) = self.live_members(index).await?;
+        let live: Vec<SessionId> = live.into_iter().filter(|id| id != keep).collect();
+        // `keep` counts against the limit too.
+        let excess = (live.len() + 1).saturating_sub(self.max_per_user);
+        self.end_indexed(index, &live[..excess], &dead).await?;
+        Ok(excess)
+    }
+
+    /// The members of `index`, oldest first, split into those whose session record exists
+    /// and those whose record is gone. Two requests (ZRANGE, then one EXISTS per member).
+    async fn live_members(
         &self,
         index: &str,
-        excess: usize,
-        keep: &SessionId,
-    ) -> Result<usize, StoreError> {
-        let oldest = self
+    ) -> Result<(Vec<SessionId>, Vec<SessionId>), StoreError> {
+        let members = self
             .client
             .command(
-                &Command::new("ZRANGE")
-                    .arg(index)
-                    .arg("0")
-                    .int(excess as i64),
+                &Command::new("ZRANGE").arg(index).arg("0").arg("-1"),
                 RetryPolicy::Idempotent,
             )
             .await
             .map_err(map_err)?;
-        let ids: Vec<SessionId> = ids_of(oldest, "ZRANGE")?
-            .into_iter()
-            .filter(|id| id != keep)
-            .take(excess)
-            .collect();
-        self.end_indexed(index, &ids).await?;
-        Ok(ids.len())
-    }
-
-    /// Deletes the sessions `ids` and removes them from `index`, in one transaction; returns
-    /// how many session records existed. Only these members are removed: a session created
-    /// meanwhile stays indexed (and so listed), never orphaned.
-    async fn end_indexed(&self, index: &str, ids: &[SessionId]) -> Result<u64, StoreError> {
+        let ids = ids_of(members, "ZRANGE")?;
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((Vec::new(), Vec::new()));
         }
-        let mut del = Command::new("DEL");
-        let mut zrem = Command::new("ZREM").arg(index);
-        for id in ids {
-            del = del.arg(session_key(id));
-            zrem = zrem.arg(id.to_string());
-        }
+        let keys: Vec<String> = ids.iter().map(session_key).collect();
+        let exists: Vec<Command<'_>> = keys
+            .iter()
+            .map(|key| Command::new("EXISTS").arg(key.as_str()))
+            .collect();
         let mut items = self
             .client
-            .transaction(&[del, zrem], RetryPolicy::Idempotent)
+            .transaction(&exists, RetryPolicy::Idempotent)
             .await
             .map_err(map_err)?;
-        item(&mut items, 1, "ZREM")?;
-        match item(&mut items, 0, "DEL")?.as_int() {
-            Some(n) => Ok(n.max(0) as u64),
-            None => Err(unexpected("DEL", "not an integer")),
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        for (i, id) in ids.into_iter().enumerate() {
+            match item(&mut items, i, "EXISTS")?.as_int() {
+                Some(n) if n > 0 => live.push(id),
+                Some(_) => dead.push(id),
+                None => return Err(unexpected("EXISTS", "not an integer")),
+            }
         }
+        Ok((live, dead))
+    }
+
+    /// Deletes the sessions `end` and removes them and the stale entries `stale` from
+    /// `index`, in one transaction. Only these members are removed: a session created
+    /// meanwhile stays indexed (and so listed), never orphaned.
+    ///
+    /// What the deletion reports is not used: when an attempt is applied but its answer lost,
+    /// the retry's `DEL` counts 0, so callers decide what was ended from what they read before.
+    async fn end_indexed(
+        &self,
+        index: &str,
+        end: &[SessionId],
+        stale: &[SessionId],
+    ) -> Result<(), StoreError> {
+        if end.is_empty() && stale.is_empty() {
+            return Ok(());
+        }
+        let mut commands = Vec::with_capacity(2);
+        if !end.is_empty() {
+            let mut del = Command::new("DEL");
+            for id in end {
+                del = del.arg(session_key(id));
+            }
+            commands.push(del);
+        }
+        let mut zrem = Command::new("ZREM").arg(index);
+        for id in end.iter().chain(stale) {
+            zrem = zrem.arg(id.to_string());
+        }
+        commands.push(zrem);
+        let mut items = self
+            .client
+            .transaction(&commands, RetryPolicy::Idempotent)
+            .await
+            .map_err(map_err)?;
+        for (i, command) in commands.iter().enumerate() {
+            item(&mut items, i, command.name())?;
+        }
+        Ok(())
     }
 
     /// The client, for callers that need raw access (health checks, tools).
@@ -240,10 +278,7 @@ impl SessionStore for UpstashStore {
             Reply::Str(ok) if ok == "OK" => {
                 if held > self.max_per_user {
                     // The login stands even if trimming fails; the next login trims again.
-                    match self
-                        .evict_oldest(&index, held - self.max_per_user, id)
-                        .await
-                    {
+                    match self.trim_to_limit(&index, id).await {
                         Ok(n) => tracing::info!(
                             event = "sessions_evicted",
                             count = n,
@@ -369,37 +404,39 @@ impl SessionStore for UpstashStore {
 
     async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError> {
         let index = user_key(user);
+        let key = session_key(id);
         let mut buf = [0u8; 36];
         let member = id.encode(&mut buf);
-        let score = self
+        // Whether it is this user's and live, read before the deletion: a deletion applied
+        // whose answer was lost reads 0 on its retry, so its own count cannot be trusted.
+        let commands = [
+            Command::new("ZSCORE").arg(index.as_str()).arg(member),
+            Command::new("EXISTS").arg(key.as_str()),
+        ];
+        let mut items = self
             .client
-            .command(
-                &Command::new("ZSCORE").arg(index.as_str()).arg(member),
-                RetryPolicy::Idempotent,
-            )
+            .transaction(&commands, RetryPolicy::Idempotent)
             .await
             .map_err(map_err)?;
-        if score.is_nil() {
+        let indexed = !item(&mut items, 0, "ZSCORE")?.is_nil();
+        let live = item(&mut items, 1, "EXISTS")?.as_int().unwrap_or(0) > 0;
+        if !indexed {
             return Ok(false);
         }
-        Ok(self.end_indexed(&index, &[*id]).await? > 0)
+        if live {
+            self.end_indexed(&index, &[*id], &[]).await?;
+        } else {
+            self.end_indexed(&index, &[], &[*id]).await?;
+        }
+        Ok(live)
     }
 
     async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
         let index = user_key(user);
-        let members = self
-            .client
-            .command(
-                &Command::new("ZRANGE")
-                    .arg(index.as_str())
-                    .arg("0")
-                    .arg("-1"),
-                RetryPolicy::Idempotent,
-            )
-            .await
-            .map_err(map_err)?;
-        let ids = ids_of(members, "ZRANGE")?;
-        self.end_indexed(&index, &ids).await
+        // The count comes from what was live before the deletion (see end_indexed).
+        let (live, dead) = self.live_members(&index).await?;
+        self.end_indexed(&index, &live, &dead).await?;
+        Ok(live.len() as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -69,7 +69,9 @@ async fn the_absolute_lifetime_is_exactly_the_configured_length(backend: Backend
         let (_, cookie) = app.login("alice").await;
         let body = json(app.profile(Some(&cookie)).await).await;
         let created = body["session_data"]["created_at"].as_u64().unwrap();
-        let end = body["session_data"]["absolute_expires_at"].as_u64().unwrap();
+        let end = body["session_data"]["absolute_expires_at"]
+            .as_u64()
+            .unwrap();
         assert_eq!(end - created, 43_200, "{body}");
     }
 }

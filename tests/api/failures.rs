@@ -413,3 +413,42 @@ async fn a_request_needing_several_upstash_calls_still_answers_within_one_deadli
     // Two separate budgets would take at least 0.7 + 1.0 s.
     assert!(took < Duration::from_millis(1600), "{took:?}");
 }
+
+/// The next `/multi-exec` that deletes sessions is applied, but its answer is lost (a 503
+/// after the fact), so the client retries it and the retry's `DEL` finds nothing.
+async fn lose_the_answer_of_the_next_deletion(app: &crate::helpers::TestApp) {
+    use wiremock::matchers::{body_string_contains, path};
+    let apply = app.fake().applier();
+    Mock::given(method("POST"))
+        .and(path("/multi-exec"))
+        .and(body_string_contains(r#"["DEL""#))
+        .respond_with(move |req: &wiremock::Request| {
+            apply(req);
+            ResponseTemplate::new(503)
+        })
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.fake().server)
+        .await;
+}
+
+#[tokio::test]
+async fn ending_sessions_reports_what_was_ended_even_when_the_first_answer_was_lost() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, phone) = app.login("alice").await;
+    let (_, laptop) = app.login("alice").await;
+    lose_the_answer_of_the_next_deletion(&app).await;
+    let path = format!("/sessions/{}/", crate::helpers::id_of(&phone));
+    let response = app.delete(&path, Some(&laptop)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(app.profile(Some(&phone)).await.status(), 404);
+    // Once really gone, the same DELETE is a 404.
+    assert_eq!(app.delete(&path, Some(&laptop)).await.status(), 404);
+
+    app.login("alice").await;
+    lose_the_answer_of_the_next_deletion(&app).await;
+    let response = app.post("/logout/all/", Some(&laptop)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json(response).await["ended"], 2);
+    assert_eq!(app.profile(Some(&laptop)).await.status(), 404);
+}

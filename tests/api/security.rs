@@ -7,7 +7,8 @@ use secrecy::SecretString;
 
 use crate::fake_upstash::FakeUpstash;
 use crate::helpers::{
-    id_of, json, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings, Backend,
+    id_of, json, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings,
+    Backend,
 };
 use crate::on_both_backends;
 
