@@ -19,7 +19,9 @@ use crate::{
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
     store::{MemoryStore, SessionStore, UpstashStore},
-    upstash::{ClientConfig, Command, RetryPolicy, UpstashClient, UpstashError},
+    upstash::{
+        ClientConfig, Command, RetryPolicy, UpstashClient, UpstashError, DEFAULT_MAX_REPLY_BYTES,
+    },
 };
 
 /// Why the service could not start.
@@ -84,6 +86,10 @@ impl Application {
     }
 }
 
+/// Reply bytes allowed per session a user may hold (a record with its data, base64-encoded,
+/// with room to spare), for the client's reply-size bound.
+const REPLY_BYTES_PER_SESSION: usize = 64 << 10;
+
 /// The store, signing key and lifetimes chosen by `settings`, instrumented on `metrics` when
 /// given.
 pub async fn session_manager(
@@ -92,12 +98,19 @@ pub async fn session_manager(
 ) -> Result<SessionManager, StartupError> {
     let (store, derived, deadline): (Arc<dyn SessionStore>, _, _) = match &settings.upstash {
         Some(upstash) => {
-            let mut client = UpstashClient::new(ClientConfig::new(
+            let mut config = ClientConfig::new(
                 upstash.url.clone(),
                 upstash.token(),
                 settings.upstash_timeout,
-            ))
-            .map_err(StartupError::Client)?;
+            );
+            // Room for the largest legitimate reply: the MGET of a listing at the limit.
+            config.max_reply_bytes = DEFAULT_MAX_REPLY_BYTES.max(
+                settings
+                    .session
+                    .max_per_user
+                    .saturating_mul(REPLY_BYTES_PER_SESSION),
+            );
+            let mut client = UpstashClient::new(config).map_err(StartupError::Client)?;
             if let Some(metrics) = metrics {
                 client = client.with_metrics(metrics.upstash.clone());
             }

@@ -47,7 +47,14 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     /// Largest backoff delay.
     pub backoff_max: Duration,
+    /// Largest reply body read, in bytes; a larger one fails the call (not retried) before
+    /// it is buffered whole.
+    pub max_reply_bytes: usize,
 }
+
+/// Default of [`ClientConfig::max_reply_bytes`]: 8 MiB, four times a listing of 100 sessions
+/// each holding 16 KiB of data, base64-encoded.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 8 << 20;
 
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +79,7 @@ impl ClientConfig {
             max_attempts: 6,
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -267,9 +275,13 @@ impl UpstashClient {
             .await
             .map_err(|e| UpstashError::Transport(Arc::new(e)))?;
         let status = response.status();
-        if let Some(token) = response.headers().get(SYNC_TOKEN) {
-            if !token.is_empty() {
-                self.store_sync_token(token.clone());
+        // As both official SDKs do: only a successful answer moves the read-your-writes
+        // token (an error page from a proxy or a failed replica must not).
+        if status.is_success() {
+            if let Some(token) = response.headers().get(SYNC_TOKEN) {
+                if !token.is_empty() {
+                    self.store_sync_token(token.clone());
+                }
             }
         }
         let retry_after = response
@@ -278,10 +290,7 @@ impl UpstashClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| UpstashError::Transport(Arc::new(e)))?;
+        let bytes = read_bounded(response, self.config.max_reply_bytes).await?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -341,6 +350,39 @@ fn http_client(config: &ClientConfig) -> Result<reqwest::Client, UpstashError> {
         .tcp_keepalive(Duration::from_secs(30))
         .build()
         .map_err(|e| UpstashError::Transport(Arc::new(e)))
+}
+
+/// The body of `response`, refused as soon as it is known to exceed `limit` bytes: from its
+/// `Content-Length`, or while it streams in. A body in one chunk is returned without a copy.
+async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, UpstashError> {
+    let too_large = || UpstashError::TooLarge { limit };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let transport = |e| UpstashError::Transport(Arc::new(e));
+    let Some(first) = response.chunk().await.map_err(transport)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > limit {
+        return Err(too_large());
+    }
+    let Some(second) = response.chunk().await.map_err(transport)? else {
+        return Ok(first);
+    };
+    let mut body = bytes::BytesMut::with_capacity((first.len() + second.len()) * 2);
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+        next = response.chunk().await.map_err(transport)?;
+    }
+    Ok(body.freeze())
 }
 
 /// A failure found with no budget left to retry is reported as the timeout it amounts to

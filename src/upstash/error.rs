@@ -38,6 +38,10 @@ pub enum UpstashError {
     /// JSON, but not the shape the REST API documents: a retry would get the same.
     #[error("Upstash reply is not valid: {0}")]
     Protocol(String),
+    /// The reply body is larger than the client reads (`ClientConfig::max_reply_bytes`): no
+    /// legitimate reply is, and a retry would read it again.
+    #[error("Upstash reply is larger than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 impl UpstashError {
@@ -51,7 +55,8 @@ impl UpstashError {
             UpstashError::Status { status, .. } => *status >= 500,
             UpstashError::Unauthorized(_)
             | UpstashError::Command(_)
-            | UpstashError::Protocol(_) => false,
+            | UpstashError::Protocol(_)
+            | UpstashError::TooLarge { .. } => false,
         }
     }
 
@@ -67,6 +72,7 @@ impl UpstashError {
             UpstashError::Command(_) => "command",
             UpstashError::NotJson(_) => "not_json",
             UpstashError::Protocol(_) => "protocol",
+            UpstashError::TooLarge { .. } => "too_large",
         }
     }
 

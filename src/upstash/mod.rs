@@ -9,7 +9,7 @@ mod error;
 mod metrics;
 mod reply;
 
-pub use client::{ClientConfig, RetryPolicy, UpstashClient};
+pub use client::{ClientConfig, RetryPolicy, UpstashClient, DEFAULT_MAX_REPLY_BYTES};
 pub use command::Command;
 pub use error::UpstashError;
 pub use metrics::UpstashMetrics;

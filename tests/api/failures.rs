@@ -452,3 +452,23 @@ async fn ending_sessions_reports_what_was_ended_even_when_the_first_answer_was_l
     assert_eq!(json(response).await["ended"], 2);
     assert_eq!(app.profile(Some(&laptop)).await.status(), 404);
 }
+
+#[tokio::test]
+async fn an_oversized_upstash_reply_is_a_clean_503_read_once() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("alice").await;
+    let requests = app.fake().server.received_requests().await.unwrap().len();
+    fail_next(
+        &app,
+        u64::MAX,
+        ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 9 << 20]),
+    )
+    .await;
+    let response = app.profile(Some(&cookie)).await;
+    assert_eq!(response.status(), 503);
+    let body = json(response).await;
+    assert!(body["error"].is_string(), "{body}");
+    // Not retried: one more request reached the server.
+    let after = app.fake().server.received_requests().await.unwrap().len();
+    assert_eq!(after, requests + 1);
+}

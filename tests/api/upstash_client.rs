@@ -450,3 +450,113 @@ async fn a_command_alone_is_sent_as_a_single_command() {
         Reply::Nil
     );
 }
+
+#[tokio::test]
+async fn a_sync_token_on_an_error_response_is_not_taken() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).insert_header("upstash-sync-token", "good"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .insert_header("upstash-sync-token", "from-an-error")
+                .set_body_string("proxy error"),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok("PONG".into()))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let c = client(&server, 1000);
+    let ping = Command::new("PING");
+    // The first answer has no JSON body: an error, but its token is from a 200.
+    c.command(&ping, RetryPolicy::Once).await.unwrap_err();
+    c.command(&ping, RetryPolicy::Once).await.unwrap_err();
+    c.command(&ping, RetryPolicy::Once).await.unwrap();
+    let sent: Vec<Option<String>> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("upstash-sync-token")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(sent, [None, Some("good".into()), Some("good".into())]);
+}
+
+#[tokio::test]
+async fn a_reply_larger_than_the_bound_fails_at_once_without_a_retry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 2 << 20]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = ClientConfig::new(
+        reqwest::Url::parse(&server.uri()).unwrap(),
+        "secret-token",
+        Duration::from_secs(2),
+    );
+    config.max_reply_bytes = 1 << 20;
+    let err = UpstashClient::new(config)
+        .unwrap()
+        .command(&Command::new("PING"), RetryPolicy::Idempotent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstashError::TooLarge { limit } if limit == 1 << 20),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_streamed_reply_is_cut_off_at_the_bound_without_being_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that streams an endless chunked body (no Content-Length): the client must
+    // stop reading at the bound rather than buffer it all.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, "x".repeat(64 << 10));
+        // At most 64 MiB; the client hangs up long before.
+        for _ in 0..1024 {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            counter.fetch_add(64 << 10, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let mut config = ClientConfig::new(
+        reqwest::Url::parse(&format!("http://{address}")).unwrap(),
+        "secret-token",
+        Duration::from_secs(5),
+    );
+    config.max_reply_bytes = 1 << 20;
+    let err = UpstashClient::new(config)
+        .unwrap()
+        .command(&Command::new("PING"), RetryPolicy::Once)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstashError::TooLarge { .. }), "{err:?}");
+    // Socket buffers hold a few MiB at most: far less than the 64 MiB on offer.
+    assert!(sent.load(std::sync::atomic::Ordering::SeqCst) < 32 << 20);
+}
