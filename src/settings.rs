@@ -19,6 +19,7 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_ABSOLUTE_TTL_SECONDS",
     "SESSION_SECRET",
     "SESSION_SECRET_PREVIOUS",
+    "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
     "MAX_SESSIONS_PER_USER",
     "COOKIE_NAME",
     "COOKIE_SECURE",
@@ -73,6 +74,9 @@ pub struct SessionSettings {
     pub secret: Option<SecretString>,
     /// `SESSION_SECRET_PREVIOUS`: still accepted for verification, never used to sign.
     pub previous_secret: Option<SecretString>,
+    /// `UPSTASH_REDIS_REST_TOKEN_PREVIOUS`: a token whose derived key is still accepted for
+    /// verification (after rotating the Upstash token, or after moving to `SESSION_SECRET`).
+    pub previous_token: Option<SecretString>,
     /// Most sessions one user may hold; a login past it ends the oldest.
     pub max_per_user: usize,
 }
@@ -127,6 +131,7 @@ impl Default for Settings {
                 absolute_ttl: Duration::from_secs(43_200),
                 secret: None,
                 previous_secret: None,
+                previous_token: None,
                 max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
             },
             cookie: CookieSettings {
@@ -192,6 +197,9 @@ impl Settings {
         let previous_secret = get("SESSION_SECRET_PREVIOUS")
             .map(|v| parse_secret("SESSION_SECRET_PREVIOUS", v))
             .transpose()?;
+        let previous_token = get("UPSTASH_REDIS_REST_TOKEN_PREVIOUS")
+            .map(|v| parse_token_var("UPSTASH_REDIS_REST_TOKEN_PREVIOUS", v))
+            .transpose()?;
 
         let secure = match get("COOKIE_SECURE") {
             None => defaults.cookie.secure,
@@ -256,6 +264,7 @@ impl Settings {
                 )?),
                 secret,
                 previous_secret,
+                previous_token,
                 max_per_user: parse_int(
                     "MAX_SESSIONS_PER_USER",
                     get("MAX_SESSIONS_PER_USER"),
@@ -369,12 +378,16 @@ fn parse_url(value: &str) -> Result<reqwest::Url, SettingsError> {
 }
 
 fn parse_token(value: String) -> Result<SecretString, SettingsError> {
+    parse_token_var("UPSTASH_REDIS_REST_TOKEN", value)
+}
+
+fn parse_token_var(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
     let ok = value
         .bytes()
         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
     if !ok {
         return Err(SettingsError::InvalidSecret {
-            var: "UPSTASH_REDIS_REST_TOKEN",
+            var,
             expected: "printable ASCII without spaces or quotes, as shown in the Upstash console",
         });
     }

@@ -149,12 +149,25 @@ pub async fn session_manager(
         ),
         None => derived,
     };
-    let previous = settings
-        .session
-        .previous_secret
-        .as_ref()
-        .map(|s| SigningKey::from_secret(s.expose_secret().as_bytes()));
-    tracing::info!(key_source = ?source, previous_key = previous.is_some(), "cookie signing key ready");
+    // Keys that still verify (never sign): a previous secret, and the key derived from a
+    // previous token, so rotating the token or moving to SESSION_SECRET keeps sessions.
+    let mut previous = Vec::new();
+    let mut accepted = Vec::new();
+    if let Some(secret) = &settings.session.previous_secret {
+        previous.push(SigningKey::from_secret(secret.expose_secret().as_bytes()));
+        accepted.push("SESSION_SECRET_PREVIOUS");
+    }
+    if let Some(token) = &settings.session.previous_token {
+        previous.push(SigningKey::from_upstash_token(
+            token.expose_secret().as_bytes(),
+        ));
+        accepted.push("UPSTASH_REDIS_REST_TOKEN_PREVIOUS");
+    }
+    tracing::info!(
+        key_source = source.describe(),
+        also_verifying_with = accepted.join(", "),
+        "cookie signing key ready"
+    );
     let config = SessionConfig {
         idle_ttl: settings.session.idle_ttl,
         absolute_ttl: settings.session.absolute_ttl,

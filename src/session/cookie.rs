@@ -31,6 +31,17 @@ pub enum KeySource {
     Random,
 }
 
+impl KeySource {
+    /// Where the key came from, in the words of the settings, for the start-up log line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeySource::Secret => "SESSION_SECRET",
+            KeySource::UpstashToken => "derived from UPSTASH_REDIS_REST_TOKEN",
+            KeySource::Random => "random for this process (memory store; set SESSION_SECRET to keep sessions across restarts)",
+        }
+    }
+}
+
 /// An HMAC-SHA256 key, kept as the keyed MAC state: HMAC hashes the padded key into its
 /// inner and outer states once here, so each tag costs two SHA-256 blocks instead of four.
 #[derive(Clone)]
@@ -77,17 +88,21 @@ impl SigningKey {
     }
 }
 
-/// Signs with the current key; verifies with the current or the previous one.
+/// Signs with the current key; verifies with the current or any previous one.
 #[derive(Debug, Clone)]
 pub struct CookieSigner {
     current: SigningKey,
-    previous: Option<SigningKey>,
+    previous: Vec<SigningKey>,
 }
 
 impl CookieSigner {
-    /// A signer; `previous` keeps cookies signed before a key rotation valid.
-    pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
-        Self { current, previous }
+    /// A signer; the `previous` keys keep cookies signed before a key rotation valid (they
+    /// verify, and never sign). Pass `None`, one key in `Some`, or any list.
+    pub fn new(current: SigningKey, previous: impl IntoIterator<Item = SigningKey>) -> Self {
+        Self {
+            current,
+            previous: previous.into_iter().collect(),
+        }
     }
 
     /// The cookie value for `id`.
@@ -129,7 +144,7 @@ impl CookieSigner {
             mac.update(id_text.as_bytes());
             mac.verify_slice(tag).is_ok()
         };
-        (check(&self.current) || self.previous.as_ref().is_some_and(check)).then_some(id)
+        (check(&self.current) || self.previous.iter().any(check)).then_some(id)
     }
 }
 

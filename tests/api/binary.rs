@@ -125,6 +125,10 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         ("RUST_LOG", "trace"),
         ("UPSTASH_REDIS_REST_URL", &fake.uri()),
         ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
+        (
+            "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
+            "old-token-never-logged",
+        ),
     ])
     .await;
     let client = reqwest::Client::new();
@@ -176,6 +180,19 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         "a session id leaked into the logs"
     );
     assert!(!logs.contains(FAKE_TOKEN), "the token leaked into the logs");
+    assert!(!logs.contains("old-token-never-logged"), "{logs}");
+    // Where the signing key came from is said once, at start.
+    let key_lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("cookie signing key ready"))
+        .collect();
+    assert_eq!(key_lines.len(), 1, "{logs}");
+    assert!(
+        key_lines[0].contains("derived from UPSTASH_REDIS_REST_TOKEN")
+            && key_lines[0].contains("also_verifying_with=\"UPSTASH_REDIS_REST_TOKEN_PREVIOUS\""),
+        "{}",
+        key_lines[0]
+    );
     // Captured through a pipe, not a terminal: plain text, no colour escapes.
     assert!(
         !logs.contains('\u{1b}'),

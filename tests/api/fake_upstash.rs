@@ -41,6 +41,8 @@ struct State {
     names: Vec<Vec<String>>,
     sync: u64,
     last_sync: Option<String>,
+    /// Tokens accepted besides [`FAKE_TOKEN`] (a database with a rotated token).
+    extra_tokens: Vec<String>,
 }
 
 impl State {
@@ -163,6 +165,11 @@ impl FakeUpstash {
         move |req: &Request| handle(&state, req)
     }
 
+    /// Accepts `token` too, as a database does while its token is being rotated.
+    pub fn accept_token(&self, token: &str) {
+        self.state().extra_tokens.push(token.to_owned());
+    }
+
     /// Plants a string value without TTL (for corrupt-record tests).
     pub fn set_raw(&self, key: &str, value: &str) {
         self.state().insert(key, Data::Str(value.to_owned()), None);
@@ -201,7 +208,10 @@ fn route(st: &mut State, req: &Request) -> (u16, Json) {
     if req.method.as_str() != "POST" {
         return (405, error("ERR method not allowed"));
     }
-    if header(req, "authorization").as_deref() != Some(&format!("Bearer {FAKE_TOKEN}")) {
+    let authorized = header(req, "authorization")
+        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
+        .is_some_and(|t| t == FAKE_TOKEN || st.extra_tokens.contains(&t));
+    if !authorized {
         return (401, error("WRONGPASS invalid or missing auth token"));
     }
     if header(req, "content-type").as_deref() != Some("application/json") {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use crate::fake_upstash::FakeUpstash;
+use crate::fake_upstash::{FakeUpstash, FAKE_TOKEN};
 use crate::helpers::{
     id_of, json, session_cookie, set_cookie, spawn_app_with, spawn_with_settings, test_settings,
     Backend,
@@ -219,17 +219,58 @@ async fn instances_sharing_an_upstash_token_accept_each_others_cookies_without_a
     assert_eq!(two.profile(Some(&cookie)).await.status(), 200);
 }
 
+/// An instance on `fake` with Upstash token `token`, `SESSION_SECRET` `secret` and
+/// `UPSTASH_REDIS_REST_TOKEN_PREVIOUS` `previous_token`.
+async fn instance(
+    fake: &FakeUpstash,
+    token: &str,
+    secret: Option<&str>,
+    previous_token: Option<&str>,
+) -> crate::helpers::TestApp {
+    let mut settings = test_settings(None);
+    settings.upstash = Some(crate::helpers::upstash_settings(&fake.uri(), token));
+    settings.session.secret = secret.map(|s| SecretString::from(s.to_owned()));
+    settings.session.previous_token = previous_token.map(|s| SecretString::from(s.to_owned()));
+    spawn_with_settings(settings, None).await
+}
+
+#[tokio::test]
+async fn rotating_the_upstash_token_keeps_sessions_when_the_old_token_is_given_as_previous() {
+    let fake = FakeUpstash::start().await;
+    fake.accept_token("rotated-token");
+    let before = instance(&fake, FAKE_TOKEN, None, None).await;
+    let (_, cookie) = before.login("alice").await;
+    // Without the old token the derived key changed: every session is lost.
+    let forgetful = instance(&fake, "rotated-token", None, None).await;
+    assert_eq!(forgetful.profile(Some(&cookie)).await.status(), 404);
+    let after = instance(&fake, "rotated-token", None, Some(FAKE_TOKEN)).await;
+    assert_eq!(after.profile(Some(&cookie)).await.status(), 200);
+    // New cookies are signed with the new token's key only.
+    let (_, fresh) = after.login("bob").await;
+    assert_eq!(before.profile(Some(&fresh)).await.status(), 404);
+    assert_eq!(forgetful.profile(Some(&fresh)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn moving_from_the_token_derived_key_to_session_secret_keeps_sessions() {
+    let fake = FakeUpstash::start().await;
+    let before = instance(&fake, FAKE_TOKEN, None, None).await;
+    let (_, cookie) = before.login("alice").await;
+    let forgetful = instance(&fake, FAKE_TOKEN, Some(SECRET_A), None).await;
+    assert_eq!(forgetful.profile(Some(&cookie)).await.status(), 404);
+    let after = instance(&fake, FAKE_TOKEN, Some(SECRET_A), Some(FAKE_TOKEN)).await;
+    assert_eq!(after.profile(Some(&cookie)).await.status(), 200);
+    let (_, fresh) = after.login("bob").await;
+    assert_eq!(forgetful.profile(Some(&fresh)).await.status(), 200);
+    assert_eq!(before.profile(Some(&fresh)).await.status(), 404);
+}
+
 #[tokio::test]
 async fn memory_store_instances_sign_with_different_random_keys() {
     use upstash_sessions::{session::ActiveSession, startup::session_manager, store::SessionId};
     let settings = test_settings(None);
     let one = session_manager(&settings, None).await.unwrap();
     let two = session_manager(&settings, None).await.unwrap();
-    let (_, cookie) = spawn_app_with(Backend::Memory, |_| {})
-        .await
-        .login("x")
-        .await;
-    let _ = cookie;
     let session = ActiveSession {
         id: SessionId::random(),
         data: upstash_sessions::store::SessionData {
