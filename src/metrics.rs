@@ -81,8 +81,15 @@ pub struct HttpMetrics {
     total: IntCounterVec,
     duration: HistogramVec,
     /// Folds a route pattern into its label (e.g. `/login` into `/login/`).
-    endpoint: Arc<dyn Fn(&str) -> Cow<'_, str> + Send + Sync>,
+    endpoint: Arc<EndpointFold>,
 }
+
+/// Turns a matched route pattern into its `endpoint` label.
+type EndpointFold = dyn Fn(&str) -> Cow<'_, str> + Send + Sync;
+
+/// What the counting middleware returns for one request.
+type Counted<B> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse<B>, Error>>>>;
 
 impl std::fmt::Debug for HttpMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,18 +149,9 @@ impl HttpMetrics {
     }
 
     /// The counting middleware (wrap with `actix_web::middleware::from_fn`).
-    pub fn middleware<B: MessageBody>(
+    pub fn middleware<B: MessageBody + 'static>(
         &self,
-    ) -> impl Fn(
-        ServiceRequest,
-        Next<B>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<ServiceResponse<B>, Error>>>,
-    > + Clone
-           + 'static
-    where
-        B: 'static,
-    {
+    ) -> impl Fn(ServiceRequest, Next<B>) -> Counted<B> + Clone + 'static {
         let metrics = self.clone();
         move |req: ServiceRequest, next: Next<B>| {
             let metrics = metrics.clone();
