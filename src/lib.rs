@@ -77,6 +77,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "actix-session")]
+pub mod actix_session;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
