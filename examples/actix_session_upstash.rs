@@ -4,16 +4,17 @@
 //! ```sh
 //! UPSTASH_REDIS_REST_URL=https://eu1-example.upstash.io UPSTASH_REDIS_REST_TOKEN=... \
 //!   cargo run --features actix-session --example actix_session_upstash
-//! curl -c jar -b jar http://127.0.0.1:8080/                 # {"visits":1,"user":null}
-//! curl -c jar -b jar -X POST http://127.0.0.1:8080/login/alice   # {"user":"alice"}
-//! curl -c jar -b jar http://127.0.0.1:8080/                 # {"visits":2,"user":"alice"}
-//! curl -c jar -b jar -X POST http://127.0.0.1:8080/logout   # {"user":null}
+//! curl -c jar -b jar http://127.0.0.1:8080/                   # {"user":null,"visits":1}
+//! curl -c jar -b jar -X POST http://127.0.0.1:8080/login/alice # {"user":"alice"}
+//! curl -c jar -b jar http://127.0.0.1:8080/                   # {"user":"alice","visits":2}
+//! curl -c jar -b jar -X POST http://127.0.0.1:8080/logout      # {"user":null}
 //! ```
 //!
-//! Settings: `UPSTASH_REDIS_REST_URL`, `UPSTASH_REDIS_REST_TOKEN`, `PORT` (8080), and
-//! `SESSION_KEY`: at least 64 bytes that sign the cookies (random per start when unset, which
-//! logs everybody out at each restart). Cookies are sent without `Secure` so that the curl
-//! walk-through works over plain http; keep `Secure` in production.
+//! Settings: `UPSTASH_REDIS_REST_URL`, `UPSTASH_REDIS_REST_TOKEN`, `PORT` (8080; 0 picks a
+//! free port, printed at start), and `SESSION_KEY`: at least 64 bytes that sign the cookies
+//! (random per start when unset, which logs everybody out at each restart). Cookies are sent
+//! without `Secure` so that the curl walk-through works over plain http; keep `Secure` in
+//! production.
 //!
 //! The API tests compile this file as a module and drive [`configure`] and [`middleware`]
 //! against a fake Upstash; the end-to-end script runs the built binary against
@@ -81,14 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = UpstashClient::new(ClientConfig::new(url, token, Duration::from_secs(3)))?;
     let store = UpstashSessionStore::new(client);
-    println!("listening on http://127.0.0.1:{port}");
-    HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware(store.clone(), key.clone()))
             .configure(configure)
     })
-    .bind(("127.0.0.1", port))?
-    .run()
-    .await?;
+    .bind(("127.0.0.1", port))?;
+    // The bound address, also when PORT=0 let the system pick one.
+    for addr in server.addrs() {
+        println!("listening on http://{addr}");
+    }
+    server.run().await?;
     Ok(())
 }
