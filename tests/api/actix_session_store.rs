@@ -468,6 +468,34 @@ async fn the_ttl_in_redis_follows_the_extension_policy(
     }
 }
 
+/// One request of the cost table: Upstash requests expected and the Redis store's round trips,
+/// each as `[OnStateChanges, OnEveryRequest]`.
+struct Step {
+    what: &'static str,
+    request: fn(&str) -> TestRequest,
+    path: &'static str,
+    upstash: [u64; 2],
+    redis: [u64; 2],
+}
+
+impl Step {
+    fn new(
+        what: &'static str,
+        request: fn(&str) -> TestRequest,
+        path: &'static str,
+        upstash: [u64; 2],
+        redis: [u64; 2],
+    ) -> Self {
+        Self {
+            what,
+            request,
+            path,
+            upstash,
+            redis,
+        }
+    }
+}
+
 /// Requests per HTTP request, per policy, next to what actix-session's `RedisSessionStore`
 /// sends over TCP for the same (its source: GET on load, SET on save and update, EXPIRE on
 /// update_ttl, DEL on delete, each one round trip).
@@ -475,22 +503,19 @@ async fn each_policy_costs_what_the_redis_store_costs_per_request(
     target: Target,
     security: CookieContentSecurity,
 ) {
-    // (step, request, Upstash requests with OnStateChanges, with OnEveryRequest, Redis store's
-    // round trips with OnStateChanges, with OnEveryRequest)
-    let steps: [(&str, fn() -> TestRequest, u64, u64, u64, u64); 6] = [
-        ("read without a session", || get("/peek"), 0, 0, 0, 0),
-        ("first state (save)", || get("/"), 1, 1, 1, 1),
-        ("read (load)", || get("/peek"), 1, 2, 1, 2),
-        ("state change (load, update)", || get("/"), 2, 2, 2, 2),
-        (
+    let steps = [
+        Step::new("read without a session", get, "/peek", [0, 0], [0, 0]),
+        Step::new("first state (save)", get, "/", [1, 1], [1, 1]),
+        Step::new("read (load)", get, "/peek", [1, 2], [1, 2]),
+        Step::new("state change (load, update)", get, "/", [2, 2], [2, 2]),
+        Step::new(
             "renew (load, delete, save)",
-            || post("/login/erin"),
-            3,
-            3,
-            3,
-            3,
+            post,
+            "/login/erin",
+            [3, 3],
+            [3, 3],
         ),
-        ("purge (load, delete)", || post("/logout"), 2, 2, 2, 2),
+        Step::new("purge (load, delete)", post, "/logout", [2, 2], [2, 2]),
     ];
     let policies: [(&str, SessionMiddleware<UpstashSessionStore>, usize); 3] = [
         (
@@ -516,18 +541,18 @@ async fn each_policy_costs_what_the_redis_store_costs_per_request(
         let app = app!(mw);
         let mut browser = Browser::default();
         let mut measured = Vec::new();
-        for (step, request, on_changes, on_every, redis_changes, redis_every) in steps {
+        for step in &steps {
             let before = target.requests().await;
-            let answer = browser.go(&app, request()).await;
-            assert_eq!(answer.status, 200, "{name}: {step}: {answer:?}");
+            let answer = browser.go(&app, (step.request)(step.path)).await;
+            let what = step.what;
+            assert_eq!(answer.status, 200, "{name}: {what}: {answer:?}");
             let used = target.requests().await - before;
-            let (expected, redis) = match column {
-                0 => (on_changes, redis_changes),
-                _ => (on_every, redis_every),
-            };
-            assert_eq!(used, expected, "{name}: {step}");
-            assert!(used <= redis, "{name}: {step}: more than the Redis store");
-            measured.push(format!("{step}: {used}"));
+            assert_eq!(used, step.upstash[column], "{name}: {what}");
+            assert!(
+                used <= step.redis[column],
+                "{name}: {what}: more than the Redis store"
+            );
+            measured.push(format!("{what}: {used}"));
         }
         eprintln!(
             "Upstash requests per HTTP request, {name}: {}",
