@@ -40,7 +40,7 @@
 //!
 //! | store call | when the middleware makes it | Upstash request | retried |
 //! |---|---|---|---|
-//! | `load` | a request carries a valid session cookie | `GET key` | yes |
+//! | `load` | a request carries a valid session cookie | `GET key` (`GETEX key EX ttl` with `extend_ttl_on_load`) | yes |
 //! | `save` | a new session gets state; `renew()` | `/multi-exec`: `SET key state NX EX ttl`, `GET key` | yes: a retry that finds its own state counts as success |
 //! | `update` | an existing session's state changed | `SET key state XX EX ttl` | yes |
 //! | `update_ttl` | unchanged state, `TtlExtensionPolicy::OnEveryRequest` | `EXPIRE key ttl` | yes |
@@ -125,6 +125,8 @@ pub struct UpstashSessionStore {
     client: Arc<UpstashClient>,
     prefix: Arc<str>,
     on_missing: OnMissingKey,
+    /// Whole seconds: `load` slides the expiry to this (`GETEX EX`), when set.
+    extend_on_load: Option<i64>,
 }
 
 /// Configures an [`UpstashSessionStore`]; from [`UpstashSessionStore::builder`].
@@ -134,6 +136,7 @@ pub struct UpstashSessionStoreBuilder {
     client: Arc<UpstashClient>,
     prefix: String,
     on_missing: OnMissingKey,
+    extend_on_load: Option<i64>,
 }
 
 impl UpstashSessionStoreBuilder {
@@ -151,12 +154,24 @@ impl UpstashSessionStoreBuilder {
         self
     }
 
+    /// Makes every `load` also reset the session's expiry to `ttl`, in the same request
+    /// (`GETEX key EX ttl` instead of `GET key`): an idle timeout that slides on reads at one
+    /// request per read, where `TtlExtensionPolicy::OnEveryRequest` costs two (`GET`, then
+    /// `EXPIRE`). Meant for `BrowserSession` (its cookie has no `Max-Age`) with the
+    /// `OnStateChanges` policy, and `ttl` equal to its `state_ttl`. With `PersistentSession`
+    /// prefer `OnEveryRequest`: only it also refreshes the cookie's `Max-Age` on reads.
+    pub fn extend_ttl_on_load(mut self, ttl: Duration) -> Self {
+        self.extend_on_load = Some(ttl_secs(&ttl));
+        self
+    }
+
     /// The store.
     pub fn build(self) -> UpstashSessionStore {
         UpstashSessionStore {
             client: self.client,
             prefix: self.prefix.into(),
             on_missing: self.on_missing,
+            extend_on_load: self.extend_on_load,
         }
     }
 }
@@ -168,12 +183,13 @@ impl UpstashSessionStore {
         Self::builder(client).build()
     }
 
-    /// A builder for the key prefix and the [`OnMissingKey`] policy.
+    /// A builder for the key prefix, the [`OnMissingKey`] policy and sliding reads.
     pub fn builder(client: impl Into<Arc<UpstashClient>>) -> UpstashSessionStoreBuilder {
         UpstashSessionStoreBuilder {
             client: client.into(),
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             on_missing: OnMissingKey::default(),
+            extend_on_load: None,
         }
     }
 
@@ -281,11 +297,16 @@ fn decode(json: &str) -> Result<SessionState, UpstashSessionError> {
 }
 
 impl SessionStore for UpstashSessionStore {
-    /// `GET key`: `None` when missing or expired.
+    /// `GET key` (or `GETEX key EX ttl`, see `extend_ttl_on_load`): `None` when missing or
+    /// expired.
     async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let key = self.redis_key(session_key);
+        let (command, name) = match self.extend_on_load {
+            None => (Command::new("GET").arg(key), "GET"),
+            Some(ttl) => (Command::new("GETEX").arg(key).arg("EX").int(ttl), "GETEX"),
+        };
         let reply = self
-            .run(Command::new("GET").arg(key), "GET")
+            .run(command, name)
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         match reply {

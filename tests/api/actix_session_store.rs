@@ -328,6 +328,7 @@ on_every_target!(
     purge_deletes_the_key_and_the_old_cookie_starts_an_empty_session,
     an_expired_or_deleted_key_starts_an_empty_session,
     the_ttl_in_redis_follows_the_extension_policy,
+    extend_ttl_on_load_slides_the_ttl_on_reads_in_one_request,
     each_policy_costs_what_the_redis_store_costs_per_request,
     concurrent_requests_on_one_session_all_succeed_on_one_key,
     an_update_racing_a_purge_keeps_the_session_ended,
@@ -465,6 +466,45 @@ async fn the_ttl_in_redis_follows_the_extension_policy(
         browser.go(&app, get("/")).await;
         assert!((590..=600).contains(&target.ttl(&key).await));
         browser.go(&app, post("/logout")).await;
+    }
+}
+
+async fn extend_ttl_on_load_slides_the_ttl_on_reads_in_one_request(
+    target: Target,
+    security: CookieContentSecurity,
+) {
+    let ttl = time::Duration::seconds(600);
+    let store = UpstashSessionStore::builder(target.client_with(Duration::from_secs(3)))
+        .key_prefix(target.prefix.clone())
+        .extend_ttl_on_load(ttl)
+        .build();
+    let app = app!(SessionMiddleware::builder(store, Key::from(&[7u8; 64]))
+        .cookie_content_security(security)
+        .session_lifecycle(BrowserSession::default().state_ttl(ttl))
+        .build());
+    let mut browser = Browser::default();
+    browser.go(&app, post("/login/judy")).await;
+    let key = target.only_key().await;
+    target
+        .raw(Command::new("EXPIRE").arg(key.as_str()).int(30))
+        .await;
+
+    let before = target.requests().await;
+    let read = browser.go(&app, get("/peek")).await;
+    let used = target.requests().await - before;
+    assert_eq!(read.json()["user"], "judy");
+    assert_eq!(
+        used, 1,
+        "one GETEX, where OnEveryRequest sends GET and EXPIRE"
+    );
+    let left = target.ttl(&key).await;
+    assert!((590..=600).contains(&left), "the read slid the TTL: {left}");
+    assert!(
+        read.cookie.is_none(),
+        "a browser-session cookie needs no refresh"
+    );
+    if let Some(fake) = &target.fake {
+        assert_eq!(fake.command_names()[before as usize], vec!["GETEX"]);
     }
 }
 
