@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the shared store suite against ../shared/tools/upstash-on-redis in front of a real
-# redis-server, installing and building what is missing. Loopback only; stops what it starts.
+# Runs the shared store suite, the actix-session store's suite and its example app against
+# ../shared/tools/upstash-on-redis in front of a real redis-server, installing and building
+# what is missing. Loopback only; stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uor_src=../shared/tools/upstash-on-redis
@@ -45,5 +46,13 @@ PY
 done
 [ "$ready" = yes ] || { echo "upstash-on-redis did not start:"; cat /tmp/e2e-uor.log; exit 1; }
 
+# The store suite, and the actix-session store through its middleware (one test at a time,
+# so upstash-on-redis's /__stats counts each test's requests alone).
 UPSTASH_E2E_URL=http://127.0.0.1:$uor_port UPSTASH_E2E_TOKEN=e2e-token \
-    cargo test --locked --test api store_suite -- --include-ignored --nocapture
+    cargo test --locked --all-features --test api -- store_suite actix_session_store \
+    --include-ignored --test-threads=1 --nocapture
+
+echo "== the actix-session example app against upstash-on-redis"
+cargo build --locked --features actix-session --example actix_session_upstash
+python3 scripts/e2e-actix-example.py target/debug/examples/actix_session_upstash \
+    "http://127.0.0.1:$uor_port" e2e-token

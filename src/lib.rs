@@ -6,6 +6,10 @@
 //! the [`store::SessionStore`] trait → its backends ([`store::MemoryStore`],
 //! [`store::UpstashStore`]) → the Upstash REST client ([`upstash`]).
 //!
+//! With the cargo feature `actix-session`, the `actix_session` module offers an
+//! actix-session `SessionStore` over the same Upstash client, for apps that keep their
+//! sessions through actix-session's middleware.
+//!
 //! # Mount the session routes in your own app
 //!
 //! Build a [`session::SessionManager`] from [`settings::Settings`] and mount
@@ -77,6 +81,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "actix-session")]
+pub mod actix_session;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! An in-process fake of the Upstash Redis REST API on wiremock: `POST /`, `/pipeline` and
 //! `/multi-exec`, bearer auth, `Upstash-Encoding: base64`, `upstash-sync-token`, and the Redis
-//! string, expiry and sorted-set commands the store uses, with real-time expiry.
+//! string, expiry and sorted-set commands the store uses (and `KEYS prefix*` for tests to
+//! look around), with real-time expiry.
 //!
 //! The handler is mounted at priority 10, so a test can mount fault mocks of higher priority
 //! (e.g. `Mock::given(..).respond_with(..).with_priority(1)`) on `server`.
@@ -283,7 +284,7 @@ fn arity(name: &str) -> Option<(usize, usize)> {
     const MANY: usize = usize::MAX;
     Some(match name {
         "PING" => (1, 2),
-        "GET" | "TTL" | "PTTL" | "ZCARD" => (2, 2),
+        "GET" | "TTL" | "PTTL" | "ZCARD" | "KEYS" => (2, 2),
         "SET" => (3, MANY),
         "GETEX" | "DEL" | "EXISTS" | "MGET" => (2, MANY),
         "EXPIRE" | "EXPIREAT" => (3, 4),
@@ -426,6 +427,15 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             Ok(json!(value))
         }
         "DEL" => Ok(json!(keys.filter(|k| st.keys.remove(*k).is_some()).count())),
+        // Patterns: an exact key, or a prefix followed by one trailing `*`.
+        "KEYS" => {
+            let mut found: Vec<&String> = match key.strip_suffix('*') {
+                Some(prefix) => st.keys.keys().filter(|k| k.starts_with(prefix)).collect(),
+                None => st.keys.keys().filter(|k| *k == key).collect(),
+            };
+            found.sort();
+            Ok(json!(found))
+        }
         "EXISTS" => Ok(json!(keys.filter(|k| st.keys.contains_key(*k)).count())),
         "MGET" => Ok(keys.map(|k| json!(st.string(k).ok().flatten())).collect()),
         "EXPIRE" | "EXPIREAT" => {
@@ -613,7 +623,11 @@ async fn fake_upstash_expires_keys_and_honours_nx() {
     redis!(fake, ["EXPIREAT", "k", 1] => 1);
     assert_eq!(fake.get("k"), None);
     redis!(fake, ["EXPIRE", "k", 5] => 0);
-    assert_eq!(fake.requests(), 12);
+    redis!(fake, ["SET", "p:b", "1"] => "OK");
+    redis!(fake, ["SET", "p:a", "1"] => "OK");
+    redis!(fake, ["KEYS", "p:*"] => ["p:a", "p:b"]);
+    redis!(fake, ["KEYS", "p:a"] => ["p:a"]);
+    assert_eq!(fake.requests(), 16);
     assert_eq!(fake.command_names()[1], vec!["SET".to_string()]);
 }
 

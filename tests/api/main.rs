@@ -4,6 +4,8 @@
 mod fake_upstash;
 mod helpers;
 
+#[cfg(feature = "actix-session")]
+mod actix_session_store;
 mod binary;
 mod contract;
 mod ecosystem;
