@@ -7,7 +7,13 @@ use upstash_sessions::{settings::Settings, startup::Application, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let env_file = settings::load_dotenv();
+    let env_file = match settings::load_dotenv() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("upstash-sessions: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {

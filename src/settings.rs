@@ -147,14 +147,62 @@ impl Default for Settings {
     }
 }
 
+/// Why the `.env` file could not be loaded. Never quotes the file's text: it holds secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum DotenvError {
+    /// A line that is not `KEY=VALUE` (or a comment, or blank).
+    #[error("{path}: line {line} is not KEY=VALUE (nothing was loaded from the file)")]
+    Line { path: String, line: usize },
+    /// The file exists but cannot be read.
+    #[error("{path}: cannot be read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Loads `./.env` (only from the working directory, never a parent) into the process
-/// environment when it exists; variables already set win. Returns the file loaded.
-pub fn load_dotenv() -> Option<PathBuf> {
-    let path = std::env::current_dir().ok()?.join(".env");
+/// environment when it exists; variables already set win. Returns the file loaded. The whole
+/// file is checked first: a malformed line stops the service with its line number, instead of
+/// silently dropping every line after it.
+pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
+    let Some(path) = std::env::current_dir().ok().map(|d| d.join(".env")) else {
+        return Ok(None);
+    };
     if !path.is_file() {
-        return None;
+        return Ok(None);
     }
-    dotenvy::from_path(&path).ok().map(|()| path)
+    let shown = path.display().to_string();
+    let io = |source| DotenvError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(_) => {}
+            Err(dotenvy::Error::LineParse(bad, _)) => {
+                let line = text
+                    .lines()
+                    .position(|l| bad.starts_with(l.trim_end()) || l.contains(bad.trim()))
+                    .map_or(0, |i| i + 1);
+                return Err(DotenvError::Line { path: shown, line });
+            }
+            Err(dotenvy::Error::Io(source)) => return Err(io(source)),
+            Err(_) => {
+                return Err(DotenvError::Line {
+                    path: shown,
+                    line: 0,
+                })
+            }
+        }
+    }
+    dotenvy::from_read(text.as_bytes()).map_err(|_| DotenvError::Line {
+        path: shown,
+        line: 0,
+    })?;
+    Ok(Some(path))
 }
 
 impl Settings {
@@ -200,6 +248,16 @@ impl Settings {
         let previous_token = get("UPSTASH_REDIS_REST_TOKEN_PREVIOUS")
             .map(|v| parse_token_var("UPSTASH_REDIS_REST_TOKEN_PREVIOUS", v))
             .transpose()?;
+        // Checked here so a typo stops the service instead of silently logging at `info`.
+        if let Some(filter) = get("RUST_LOG") {
+            if tracing_subscriber::EnvFilter::try_new(&filter).is_err() {
+                return Err(SettingsError::Invalid {
+                    var: "RUST_LOG",
+                    value: filter,
+                    expected: "a tracing filter, e.g. info, warn or upstash_sessions=debug,info",
+                });
+            }
+        }
 
         let secure = match get("COOKIE_SECURE") {
             None => defaults.cookie.secure,

@@ -108,6 +108,7 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
             vec![("SESSION_SECRET", "short")],
             "SESSION_SECRET is invalid",
         ),
+        (vec![("RUST_LOG", "[[[")], "RUST_LOG=\"[[[\" is invalid"),
     ] {
         let output = binary(&vars).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{vars:?}");
@@ -116,6 +117,28 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
         assert!(stderr.contains(needle), "{stderr}");
         assert!(!stderr.contains("panicked"));
     }
+}
+
+#[test]
+fn a_malformed_env_file_line_stops_the_binary_naming_the_file_and_line() {
+    let dir =
+        std::env::temp_dir().join(format!("upstash-sessions-dotenv-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "# settings\nHOST=127.0.0.1\nPORT 8129\nSESSION_SECRET=never-shown-secret-never-shown-secret\n",
+    )
+    .unwrap();
+    let output = binary(&[]).current_dir(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(".env: line 3 is not KEY=VALUE"), "{stderr}");
+    assert!(
+        !stderr.contains("never-shown") && !stderr.contains("8129"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
