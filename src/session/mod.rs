@@ -573,19 +573,8 @@ mod tests {
         #[test]
         fn any_cookie_header_is_missing_or_invalid_without_our_signature(header in any::<String>()) {
             let m = manager();
-            prop_assert_ne!(
-                std::mem::discriminant(&m.read_cookie([header.as_bytes()].into_iter())),
-                std::mem::discriminant(&CookieState::Valid(SessionId::random()))
-            );
-        }
-
-        #[test]
-        fn any_login_body_gives_a_username_or_a_typed_error(body in prop::collection::vec(any::<u8>(), 0..256)) {
-            #[derive(serde::Deserialize)]
-            struct Login { username: String }
-            if let Ok(login) = serde_json::from_slice::<Login>(&body) {
-                let _ = Username::parse(&login.username);
-            }
+            let state = m.read_cookie([header.as_bytes()].into_iter());
+            prop_assert!(matches!(state, CookieState::Missing | CookieState::Invalid), "{state:?}");
         }
     }
 }

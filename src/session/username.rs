@@ -82,12 +82,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_string_gives_a_valid_name_or_a_typed_error(raw in any::<String>()) {
-            if let Ok(name) = Username::parse(&raw) {
-                let n = name.as_str().chars().count();
-                prop_assert!((1..=MAX_CHARS).contains(&n));
-                prop_assert!(!name.as_str().chars().any(char::is_control));
-                prop_assert_eq!(name.as_str(), raw.trim());
+        fn a_name_is_accepted_exactly_when_it_is_1_to_128_characters_without_controls(raw in any::<String>()) {
+            let trimmed = raw.trim();
+            let valid = (1..=MAX_CHARS).contains(&trimmed.chars().count())
+                && !trimmed.chars().any(char::is_control);
+            match Username::parse(&raw) {
+                Ok(name) => {
+                    prop_assert!(valid);
+                    prop_assert_eq!(name.as_str(), trimmed);
+                }
+                Err(_) => prop_assert!(!valid),
             }
         }
     }

@@ -219,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn a_non_json_body_is_a_protocol_error() {
+    fn a_non_json_body_is_retryable_and_json_of_another_shape_is_a_protocol_error() {
         let err = parse_single_body(b"error code: 1016", true).unwrap_err();
         assert!(matches!(err, UpstashError::NotJson(_)));
         assert!(err.is_retryable());
@@ -285,19 +285,52 @@ mod properties {
 
     proptest! {
         #[test]
-        fn any_bytes_parse_to_a_reply_or_a_typed_error(body in prop::collection::vec(any::<u8>(), 0..512), b64 in any::<bool>()) {
-            let _ = parse_single_body(&body, b64);
-            let _ = parse_pipeline_body(&body, b64);
-            let _ = error_message(&body);
+        fn any_bytes_are_not_json_exactly_when_they_do_not_parse_as_json(body in prop::collection::vec(any::<u8>(), 0..512), b64 in any::<bool>()) {
+            let is_json = serde_json::from_slice::<Value>(&body).is_ok();
+            for outcome in [parse_single_body(&body, b64).map(|_| ()), parse_pipeline_body(&body, b64).map(|_| ())] {
+                match outcome {
+                    Err(UpstashError::NotJson(text)) => {
+                        prop_assert!(!is_json);
+                        // A quoted snippet of at most 200 characters, no control characters.
+                        prop_assert!(text.chars().count() <= 2 + 200 * 10);
+                    }
+                    Ok(()) | Err(UpstashError::Protocol(_) | UpstashError::Command(_)) => prop_assert!(is_json),
+                    Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+                }
+            }
+            let message = error_message(&body);
+            prop_assert!(!message.chars().any(char::is_control) || is_json);
         }
 
         #[test]
-        fn any_json_parses_to_a_reply_or_a_typed_error(value in json_value(), b64 in any::<bool>()) {
-            let body = serde_json::to_vec(&value).unwrap();
-            let _ = parse_single_body(&body, b64);
-            let _ = parse_pipeline_body(&body, b64);
+        fn a_result_parses_exactly_when_it_holds_no_boolean_or_object(value in json_value(), b64 in any::<bool>()) {
+            fn allowed(v: &Value) -> bool {
+                match v {
+                    Value::Bool(_) | Value::Object(_) => false,
+                    Value::Array(items) => items.iter().all(allowed),
+                    _ => true,
+                }
+            }
             let wrapped = serde_json::to_vec(&serde_json::json!({ "result": value })).unwrap();
-            let _ = parse_single_body(&wrapped, b64);
+            match parse_single_body(&wrapped, b64) {
+                Ok(reply) => {
+                    prop_assert!(allowed(&value));
+                    // Nulls, integers and arrays keep their shape.
+                    match (&value, &reply) {
+                        (Value::Null, r) => prop_assert_eq!(r, &Reply::Nil),
+                        (Value::Array(items), Reply::Array(replies)) => prop_assert_eq!(items.len(), replies.len()),
+                        (Value::Array(_), other) => prop_assert!(false, "array became {other:?}"),
+                        _ => {}
+                    }
+                }
+                Err(UpstashError::Protocol(_)) => prop_assert!(!allowed(&value)),
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+            // Bare JSON (not wrapped) parses only when it is an object with result or error.
+            let body = serde_json::to_vec(&value).unwrap();
+            if parse_single_body(&body, b64).is_ok() {
+                prop_assert!(value.get("result").is_some() && value.get("error").is_none());
+            }
         }
 
         #[test]

@@ -271,8 +271,11 @@ async fn a_login_past_the_per_user_limit_ends_the_oldest_sessions(backend: Backe
     assert_eq!(app.profile(Some(&other)).await.status(), 200);
 }
 
+/// Sharing of `/pipeline` requests itself is shown deterministically by the client test
+/// `commands_issued_together_share_one_pipeline_request_and_keep_their_own_results`; here,
+/// whatever the batching, each read is one command and answers its own session.
 #[tokio::test]
-async fn concurrent_profile_reads_share_pipeline_requests_one_command_each() {
+async fn concurrent_profile_reads_cost_one_getex_each_and_answer_their_own_session() {
     let app = spawn_app_with(Backend::Upstash, |_| {}).await;
     let mut cookies = Vec::new();
     for i in 0..40 {
@@ -286,7 +289,6 @@ async fn concurrent_profile_reads_share_pipeline_requests_one_command_each() {
         assert_eq!(json(read).await["session_id"], id_of(cookie).as_str());
     }
     assert_eq!(fake.commands(), 40, "one GETEX per read");
-    assert!(fake.requests() <= 40);
     assert!(fake
         .command_names()
         .iter()
