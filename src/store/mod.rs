@@ -61,11 +61,6 @@ impl SessionId {
         let digest = Sha256::digest(self.encode(&mut buf).as_bytes());
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> &Uuid {
-        &self.0
-    }
 }
 
 impl fmt::Display for SessionId {

@@ -146,6 +146,34 @@ async fn transactions_go_to_multi_exec_and_carry_per_item_errors() {
 }
 
 #[tokio::test]
+async fn pipelines_go_to_pipeline_and_a_short_answer_is_a_protocol_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/pipeline"))
+        .and(body_json(serde_json::json!([["GET", "a"], ["GET", "b"]])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"result": b64("1")}, {"result": null}
+        ])))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/pipeline"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!([{"result": null}])),
+        )
+        .mount(&server)
+        .await;
+    let c = client(&server, 1000);
+    let gets = [Command::new("GET").arg("a"), Command::new("GET").arg("b")];
+    let items = c.pipeline(&gets, RetryPolicy::Once).await.unwrap();
+    assert_eq!(items, [Ok(Reply::Str("1".into())), Ok(Reply::Nil)]);
+    let err = c.pipeline(&gets, RetryPolicy::Once).await.unwrap_err();
+    assert!(
+        matches!(err, UpstashError::Protocol(ref m) if m.contains("expected 2 results")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_discarded_transaction_is_one_command_error() {
     let server = MockServer::start().await;
     Mock::given(path("/multi-exec"))
