@@ -43,7 +43,7 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     /// Most attempts of one retry-safe call.
     pub max_attempts: u32,
-    /// First backoff delay; doubled each retry, with full jitter.
+    /// First backoff delay; doubled each retry, with equal jitter (half fixed, half random).
     pub backoff_base: Duration,
     /// Largest backoff delay.
     pub backoff_max: Duration,
@@ -317,7 +317,7 @@ impl UpstashClient {
             .backoff_base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.config.backoff_max);
-        // Full jitter: uniform in [exp/2, exp].
+        // Equal jitter: uniform in [exp/2, exp].
         let half = exp / 2;
         half + rand::thread_rng().gen_range(Duration::ZERO..=half)
     }
