@@ -20,6 +20,7 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_SECRET",
     "SESSION_SECRET_PREVIOUS",
     "MAX_SESSIONS_PER_USER",
+    "SESSION_DATA_MAX_BYTES",
     "COOKIE_NAME",
     "COOKIE_SECURE",
     "COOKIE_SAMESITE",
@@ -75,6 +76,8 @@ pub struct SessionSettings {
     pub previous_secret: Option<SecretString>,
     /// Most sessions one user may hold; a login past it ends the oldest.
     pub max_per_user: usize,
+    /// Largest serialized `data` of one session (`SESSION_DATA_MAX_BYTES`).
+    pub max_data_bytes: usize,
 }
 
 /// Attributes of the session cookie.
@@ -128,6 +131,7 @@ impl Default for Settings {
                 secret: None,
                 previous_secret: None,
                 max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
+                max_data_bytes: crate::store::DEFAULT_MAX_DATA_BYTES,
             },
             cookie: CookieSettings {
                 name: "session_id".into(),
@@ -263,6 +267,14 @@ impl Settings {
                     10_000,
                     crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
                     "an integer from 1 to 10000",
+                )?,
+                max_data_bytes: parse_int(
+                    "SESSION_DATA_MAX_BYTES",
+                    get("SESSION_DATA_MAX_BYTES"),
+                    2,
+                    1_048_576,
+                    crate::store::DEFAULT_MAX_DATA_BYTES,
+                    "bytes, an integer from 2 to 1048576",
                 )?,
             },
             cookie: CookieSettings {
