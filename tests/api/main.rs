@@ -6,6 +6,7 @@ mod helpers;
 
 mod binary;
 mod contract;
+mod data;
 mod ecosystem;
 mod failures;
 mod security;
