@@ -476,6 +476,9 @@ mod tests {
         assert!(s.cookie.secure);
         assert_eq!(s.cookie.name, "session_id");
         assert_eq!(s.cookie.same_site, SameSite::Lax);
+        assert_eq!(s.session.max_data_bytes, 16_384);
+        let s = from(&[("SESSION_DATA_MAX_BYTES", "100")]).unwrap();
+        assert_eq!(s.session.max_data_bytes, 100);
     }
 
     #[test]
@@ -519,6 +522,11 @@ mod tests {
             ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
             ("UPSTASH_TIMEOUT_MS", "5", "UPSTASH_TIMEOUT_MS"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            (
+                "SESSION_DATA_MAX_BYTES",
+                "2000000",
+                "SESSION_DATA_MAX_BYTES=\"2000000\" is invalid: bytes, an integer from 2 to 1048576",
+            ),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");

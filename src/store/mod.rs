@@ -98,7 +98,7 @@ pub struct SessionData {
     /// records written before sessions carried data). Numbers keep the digits they were
     /// sent with.
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"cart": {"apple": 2}, "locale": "fr"}))]
+    #[schema(value_type = Object, required = true, example = json!({"cart": {"apple": 2}, "locale": "fr"}))]
     pub data: AppData,
 }
 
