@@ -17,7 +17,9 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_error_statuses(
         (
             "/profile/",
             "patch",
-            &["200", "400", "403", "404", "413", "415", "422", "503", "504"],
+            &[
+                "200", "400", "403", "404", "413", "415", "422", "503", "504",
+            ],
         ),
         ("/logout/", "post", &["200", "503", "504"]),
         ("/sessions/", "get", &["200", "403", "404", "503", "504"]),
@@ -76,13 +78,19 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_error_statuses(
         .as_str()
         .unwrap()
         .contains("RFC 7396"));
-    assert_eq!(schemas["SessionData"]["properties"]["data"]["type"], "object");
+    assert_eq!(
+        schemas["SessionData"]["properties"]["data"]["type"],
+        "object"
+    );
     assert!(schemas["SessionData"]["required"]
         .as_array()
         .unwrap()
         .contains(&"data".into()));
     let login = &schemas["LoginRequest"];
-    assert!(!login["required"].as_array().unwrap().contains(&"data".into()));
+    assert!(!login["required"]
+        .as_array()
+        .unwrap()
+        .contains(&"data".into()));
     assert!(login["properties"]["data"].is_object(), "{login}");
     // Every documented path exists: no route is served but undocumented, nor the reverse.
     assert_eq!(doc["paths"].as_object().unwrap().len(), expected.len() - 1);
