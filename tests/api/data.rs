@@ -266,6 +266,28 @@ async fn a_patch_needs_a_live_session(backend: Backend) {
     }
 }
 
+async fn a_patch_past_the_absolute_lifetime_is_404_and_ends_the_session(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.absolute_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (_, cookie) = app.login("alice").await;
+    assert_eq!(
+        app.patch(&cookie, r#"{"a":1}"#).await["session_data"]["data"]["a"],
+        1
+    );
+    // The absolute expiry is rounded up to a whole second: at most 2 s away.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let response = app
+        .patch_with(Some(&cookie), Some(MERGE_PATCH), r#"{"b":2}"#)
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
+    if let Some(fake) = &app.upstash {
+        assert!(!fake.exists(&format!("session:{}", id_of(&cookie))));
+    }
+}
+
 async fn fifty_concurrent_patches_each_keep_their_key(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let (_, cookie) = app.login("alice").await;
@@ -333,6 +355,7 @@ on_both_backends!(
     bad_login_data_is_refused_and_no_session_is_created,
     a_patch_is_refused_with_a_json_error_and_nothing_stored,
     a_patch_needs_a_live_session,
+    a_patch_past_the_absolute_lifetime_is_404_and_ends_the_session,
     fifty_concurrent_patches_each_keep_their_key,
     the_session_list_does_not_carry_data,
     other_methods_on_the_profile_are_405,

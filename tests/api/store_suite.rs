@@ -262,6 +262,20 @@ async fn data_suite(store: Arc<dyn SessionStore>) {
         .iter()
         .all(|r| matches!(r, Ok(Merged::Merged(_) | Merged::Gone))));
     assert_eq!(store.load(&racing, ttl).await.unwrap(), None);
+    // Nor racing the end of all of a user's sessions (`/logout/all/`).
+    let everyone = format!("{user}-all");
+    let racing = SessionId::random();
+    store
+        .create(&racing, &data(&everyone), ttl, None)
+        .await
+        .unwrap();
+    let merges = join_all((0..20).map(|_| store.merge(&racing, &patch, ttl, now_ms(), max)));
+    let (results, ended) = tokio::join!(merges, store.delete_user(&everyone));
+    assert_eq!(ended.unwrap(), 1);
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(Merged::Merged(_) | Merged::Gone))));
+    assert_eq!(store.load(&racing, ttl).await.unwrap(), None);
 
     // Past the absolute lifetime: deleted, nothing merged, whatever the idle expiry.
     let old = SessionId::random();
