@@ -467,4 +467,17 @@ async fn the_store_suite_passes_on_a_real_upstash_when_configured() {
     };
     suite(upstash(&url, &token)).await;
     records_without_data_still_work(client(&url, &token)).await;
+    // The SHA-1 the store sends with EVALSHA is the one Redis cached the script under, so
+    // after the first EVAL every merge is one EVALSHA.
+    let exists = Command::new("SCRIPT")
+        .arg("EXISTS")
+        .arg(upstash_sessions::store::upstash::merge_script_sha());
+    let reply = client(&url, &token)
+        .command(&exists, RetryPolicy::Once)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.into_array(),
+        Some(vec![upstash_sessions::upstash::Reply::Int(1)])
+    );
 }
