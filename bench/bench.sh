@@ -33,7 +33,7 @@ MILLION_COUNT=${MILLION_COUNT:-1000000}
 MILLION_TIMEOUT=${MILLION_TIMEOUT:-300}   # seconds
 MILLION_CHUNK=${MILLION_CHUNK:-3s}        # wrk duration of one chunk of logins
 MILLION_USERS=${MILLION_USERS:-0}         # 0: a distinct user per session; N: N users cycled
-SCENARIOS=${SCENARIOS:-profile,forged,login}
+SCENARIOS=${SCENARIOS:-profile,forged,login,patch}
 
 usage() {
     cat <<'EOF'
@@ -59,7 +59,7 @@ load
   -t N                  wrk threads (default 2)
   --workers N           WORKERS of the service (default: its own default, one per core)
   --ops N               operations per kind for the Upstash request count (default 100)
-  --scenarios LIST      subset of profile,forged,login (default all)
+  --scenarios LIST      subset of profile,forged,login,patch (default all)
   --no-build            use target/release/upstash-sessions as it is
   -h, --help
 Results: bench/results/<timestamp>-<mode>/ (summary.md holds the final table).
@@ -441,6 +441,26 @@ function request()
 end
 EOF
 
+LUA_PATCH="$RESULTS/patch.lua"
+cat >"$LUA_PATCH" <<EOF
+-- PATCH /profile/ with merge patches (RFC 7396) on one session (args[1]: its cookie value):
+-- each thread sets its own key to one of 100 values, so the data stays small.
+$LUA_THREADS
+EOF
+cat >>"$LUA_PATCH" <<'EOF'
+local pool, i = {}, 0
+function init(args)
+    local h = { ["Content-Type"] = "application/merge-patch+json", ["Cookie"] = "session_id=" .. args[1] }
+    for k = 1, 100 do
+        pool[k] = wrk.format("PATCH", "/profile/", h, string.format('{"t%d":{"n":%d,"gone":null}}', tid, k))
+    end
+end
+function request()
+    i = i % 100 + 1
+    return pool[i]
+end
+EOF
+
 LUA_BACKEND="$RESULTS/backend.lua"
 cat >"$LUA_BACKEND" <<'EOF'
 -- POST / {"GETEX", KEY, "EX", "900"} to the Upstash REST API: args KEY TOKEN.
@@ -574,8 +594,8 @@ def backend_call(method, path):
     c.close()
     return json.loads(body) if body else {}
 svc = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-def call(method, path, cookie=None, body=None):
-    h = {"Content-Type": "application/json"} if body is not None else {}
+def call(method, path, cookie=None, body=None, content_type="application/json"):
+    h = {"Content-Type": content_type} if body is not None else {}
     if cookie is not None:
         h["Cookie"] = "session_id=" + cookie
     svc.request(method, path, body=body, headers=h)
@@ -600,6 +620,9 @@ def login(i):
     return s
 measure("login", login)
 measure("profile", lambda i: call("GET", "/profile/", cookie=cookies[i])[0])
+patch = lambda i: call("PATCH", "/profile/", cookie=cookies[i], body=json.dumps({"cart": {"apple": i}}),
+                       content_type="application/merge-patch+json")[0]
+measure("patch", patch)
 measure("logout", lambda i: call("POST", "/logout/", cookie=cookies[i])[0])
 forged = lambda: str(uuid.uuid4()) + "." + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
 measure("forged", lambda i: call("GET", "/profile/", cookie=forged())[0])
@@ -641,6 +664,9 @@ scenarios() {
         fi
         if [[ ,$SCENARIOS, == *,login,* ]]; then
             run_wrk "$label-login-c$c" "$tpid" "$port" "$c" login /login/ -s "$LUA_LOGIN"
+        fi
+        if [[ ,$SCENARIOS, == *,patch,* && $label == service ]]; then
+            run_wrk "$label-patch-c$c" "$tpid" "$port" "$c" patch /profile/ -s "$LUA_PATCH" -- "$cookie"
         fi
     done
 }

@@ -16,6 +16,9 @@ backend each profile is one plain command (auto-pipelining needs concurrent requ
 
 usage: bench/instructions.py [--local-upstash] [--floor] [-n N] [--scenarios LIST]
                              [--env "K=V ..."] [--keep DIR] [--json FILE] [--no-build]
+Scenarios: profile, forged, login, logout, and patch (`PATCH /profile/` of a small
+merge patch on one session: on Upstash one EVALSHA each, the script loaded in the warm-up).
+Ports are free ones unless INSTR_PORT, INSTR_REDIS_PORT, INSTR_UPSTASH_PORT name them.
 Needs valgrind (apt-get install -y valgrind); --local-upstash also needs redis-server and
 ../shared/tools/upstash-on-redis (built into /tmp/uor-target when missing).
 """
@@ -44,7 +47,10 @@ def log(msg):
     print(f"[instructions {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
+def free_port(env=None):
+    """A free loopback port, or the one the environment variable `env` names."""
+    if env and os.environ.get(env):
+        return int(os.environ[env])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -169,7 +175,7 @@ def main():
                 log(f"skipped: --local-upstash needs {uor_dir}")
                 return
             ensure_tool("redis-server", "redis-server")
-            rport = free_port()
+            rport = free_port("INSTR_REDIS_PORT")
             procs.append(subprocess.Popen(
                 ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"], stdout=subprocess.DEVNULL))
@@ -180,7 +186,7 @@ def main():
                                 str(uor_dir / "Cargo.toml")], check=True,
                                env={**os.environ, "CARGO_TARGET_DIR": "/tmp/uor-target"})
                 uor = Path("/tmp/uor-target/release/upstash-on-redis")
-            uport = free_port()
+            uport = free_port("INSTR_UPSTASH_PORT")
             time.sleep(0.5)
             p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL, env={
                 **os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}",
@@ -197,7 +203,7 @@ def main():
             k, _, v = kv.partition("=")
             env[k] = v
 
-        port = free_port()
+        port = free_port("INSTR_PORT")
         env["PORT"] = str(port)
         if args.floor:
             backend = f"floor, {'one reqwest GETEX' if args.local_upstash else 'constant answer'}"
@@ -211,10 +217,10 @@ def main():
 
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-        def req(method, path, body=None, cookie=None):
+        def req(method, path, body=None, cookie=None, content_type="application/json"):
             headers = {}
             if body is not None:
-                headers["Content-Type"] = "application/json"
+                headers["Content-Type"] = content_type
             if cookie:
                 headers["Cookie"] = f"session_id={cookie}"
             conn.request(method, path, body=body, headers=headers)
@@ -243,6 +249,10 @@ def main():
                 return req("POST", "/login/", json.dumps({"username": f"user{next(counter)}"})).status == 200
             if name == "logout":
                 return req("POST", "/logout/", cookie=logout_cookies.pop()).status == 200
+            if name == "patch":
+                body = json.dumps({"cart": {"apple": i % 10, "pear": None}, "n": i})
+                return req("PATCH", "/profile/", body, cookie=cookie,
+                           content_type="application/merge-patch+json").status == 200
             raise SystemExit(f"unknown scenario {name}")
 
         rows = []

@@ -43,7 +43,7 @@
 //! ```no_run
 //! use std::{sync::Arc, time::Duration};
 //! use upstash_sessions::{
-//!     store::{SessionData, SessionId, SessionStore, UpstashStore},
+//!     store::{AppData, Merged, SessionData, SessionId, SessionStore, UpstashStore},
 //!     upstash::{ClientConfig, UpstashClient},
 //! };
 //!
@@ -58,10 +58,21 @@
 //!     status: "active".into(),
 //!     created_at: 1_800_000_000,
 //!     absolute_expires_at: 1_800_043_200,
+//!     data: AppData::parse(r#"{"cart": {"apple": 2}}"#)?,
 //! };
 //! store.create(&id, &data, Duration::from_secs(900), None).await?;
 //! // Read and slide the idle expiry in one GETEX.
 //! assert_eq!(store.load(&id, Duration::from_secs(900)).await?, Some(data));
+//! // Merge a JSON merge patch (RFC 7396) into the data: one EVALSHA, atomic.
+//! let patch = AppData::parse(r#"{"cart": {"apple": null, "pear": 1}, "locale": "fr"}"#)?;
+//! let now_ms = 1_800_000_060_000;
+//! match store.merge(&id, &patch, Duration::from_secs(900), now_ms, 16_384).await? {
+//!     Merged::Merged(session) => {
+//!         assert_eq!(session.data.as_str(), r#"{"cart":{"pear":1},"locale":"fr"}"#)
+//!     }
+//!     Merged::Gone | Merged::Expired => println!("logged out meanwhile"),
+//!     Merged::TooLarge { size } => println!("{size} bytes is too much"),
+//! }
 //! store.delete(&id).await?;
 //! # Ok(())
 //! # }

@@ -24,6 +24,7 @@ use crate::{
     paths(
         sessions::login,
         sessions::profile,
+        sessions::patch_profile,
         sessions::logout,
         sessions::list,
         sessions::end_one,
@@ -35,6 +36,7 @@ use crate::{
         sessions::LoginRequest,
         sessions::LoginResponse,
         sessions::ProfileResponse,
+        sessions::DataPatch,
         sessions::MessageResponse,
         sessions::LogoutAllResponse,
         sessions::SessionSummary,

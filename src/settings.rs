@@ -21,6 +21,7 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_SECRET_PREVIOUS",
     "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
     "MAX_SESSIONS_PER_USER",
+    "SESSION_DATA_MAX_BYTES",
     "COOKIE_NAME",
     "COOKIE_SECURE",
     "COOKIE_SAMESITE",
@@ -79,6 +80,8 @@ pub struct SessionSettings {
     pub previous_token: Option<SecretString>,
     /// Most sessions one user may hold; a login past it ends the oldest.
     pub max_per_user: usize,
+    /// Largest serialized `data` of one session (`SESSION_DATA_MAX_BYTES`).
+    pub max_data_bytes: usize,
 }
 
 /// Attributes of the session cookie.
@@ -133,6 +136,7 @@ impl Default for Settings {
                 previous_secret: None,
                 previous_token: None,
                 max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
+                max_data_bytes: crate::store::DEFAULT_MAX_DATA_BYTES,
             },
             cookie: CookieSettings {
                 name: "session_id".into(),
@@ -330,6 +334,14 @@ impl Settings {
                     10_000,
                     crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
                     "an integer from 1 to 10000",
+                )?,
+                max_data_bytes: parse_int(
+                    "SESSION_DATA_MAX_BYTES",
+                    get("SESSION_DATA_MAX_BYTES"),
+                    2,
+                    1_048_576,
+                    crate::store::DEFAULT_MAX_DATA_BYTES,
+                    "bytes, an integer from 2 to 1048576",
                 )?,
             },
             cookie: CookieSettings {
@@ -535,6 +547,9 @@ mod tests {
         assert!(s.cookie.secure);
         assert_eq!(s.cookie.name, "session_id");
         assert_eq!(s.cookie.same_site, SameSite::Lax);
+        assert_eq!(s.session.max_data_bytes, 16_384);
+        let s = from(&[("SESSION_DATA_MAX_BYTES", "100")]).unwrap();
+        assert_eq!(s.session.max_data_bytes, 100);
     }
 
     #[test]
@@ -578,6 +593,11 @@ mod tests {
             ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
             ("UPSTASH_TIMEOUT_MS", "5", "UPSTASH_TIMEOUT_MS"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            (
+                "SESSION_DATA_MAX_BYTES",
+                "2000000",
+                "SESSION_DATA_MAX_BYTES=\"2000000\" is invalid: bytes, an integer from 2 to 1048576",
+            ),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");

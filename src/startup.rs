@@ -176,7 +176,8 @@ pub async fn session_manager(
         same_site: settings.cookie.same_site,
         deadline,
     };
-    let manager = SessionManager::new(store, CookieSigner::new(current, previous), config);
+    let manager = SessionManager::new(store, CookieSigner::new(current, previous), config)
+        .with_max_data_bytes(settings.session.max_data_bytes);
     Ok(match metrics {
         Some(metrics) => manager.with_metrics(metrics.sessions.clone()),
         None => manager,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{
     session::{SessionError, UsernameError},
-    store::StoreError,
+    store::{DataError, StoreError},
 };
 
 /// The body of every error response.
@@ -54,14 +54,33 @@ pub enum ApiError {
     Internal(#[source] SessionError),
 }
 
+impl From<DataError> for ApiError {
+    /// 400 for text that is not JSON, 422 for JSON that is not data, 413 for too much.
+    fn from(error: DataError) -> Self {
+        let status = match error {
+            DataError::Malformed(_) => StatusCode::BAD_REQUEST,
+            DataError::NotAnObject | DataError::TooDeep => StatusCode::UNPROCESSABLE_ENTITY,
+            DataError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        ApiError::BadBody {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
+        if let SessionError::Data(data) = error {
+            return data.into();
+        }
         match &error {
             SessionError::Store(StoreError::Timeout(_)) => ApiError::StoreTimeout(error),
             SessionError::Store(StoreError::Unavailable(_)) => ApiError::StoreUnavailable(error),
             SessionError::Store(StoreError::Corrupt(_))
             | SessionError::NoFreeId
-            | SessionError::InvalidCookie(_) => ApiError::Internal(error),
+            | SessionError::InvalidCookie(_)
+            | SessionError::Data(_) => ApiError::Internal(error),
         }
     }
 }
@@ -121,17 +140,24 @@ pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Err
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than {limit} bytes"),
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("invalid request body: {e}"),
-        ),
-        JsonPayloadError::Deserialize(e) => {
-            (StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
-        }
+        JsonPayloadError::Deserialize(e) => return body_error(e).into(),
         _ => (
             StatusCode::BAD_REQUEST,
             "could not read the request body".to_owned(),
         ),
     };
     ApiError::BadBody { status, message }.into()
+}
+
+/// A JSON body that did not deserialize: 422 when it is JSON of the wrong shape, else 400.
+pub(crate) fn body_error(error: &serde_json::Error) -> ApiError {
+    let (status, message) = if error.is_data() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request body: {error}"),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, format!("malformed JSON: {error}"))
+    };
+    ApiError::BadBody { status, message }
 }

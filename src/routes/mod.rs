@@ -17,7 +17,8 @@ use actix_web::{
 
 pub use error::{json_error, ApiError, ErrorBody, StoreFailure};
 
-/// Largest accepted JSON body, in bytes.
+/// Largest accepted JSON body, in bytes, beyond the session data it may carry (a login's
+/// or a `PATCH /profile/`'s body may be `SESSION_DATA_MAX_BYTES` more).
 pub const MAX_BODY_BYTES: usize = 4096;
 
 /// Mounts the session routes and probes. Needs `web::Data<SessionManager>` on the app.
@@ -33,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/profile/` comes first.
     both_spellings(cfg, "/profile/", |r| {
         r.route(web::get().to(sessions::profile))
+            .route(
+                web::patch()
+                    .guard(guard::fn_guard(is_merge_patch))
+                    .to(sessions::patch_profile),
+            )
+            .route(web::patch().to(unsupported_patch_type))
     });
     both_spellings(cfg, "/login/", |r| {
         r.route(
@@ -99,6 +106,29 @@ fn is_json(ctx: &GuardContext<'_>) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a `PATCH` body is declared as `application/merge-patch+json` (RFC 7396) or
+/// `application/json`, parameters allowed.
+fn is_merge_patch(ctx: &GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/merge-patch+json")
+                || mime.eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// `PATCH /profile/` with another content type.
+async fn unsupported_patch_type() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::BadBody {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message: "Content-Type must be application/merge-patch+json or application/json".to_owned(),
+    })
 }
 
 /// Login with a body that is not `application/json`.

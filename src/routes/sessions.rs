@@ -1,22 +1,54 @@
 //! The session endpoints: login, profile, logout, and a user's list of sessions.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use actix_web::{
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::{ApiError, ErrorBody, StoreFailure};
+use super::{error::body_error, ApiError, ErrorBody, StoreFailure, MAX_BODY_BYTES};
 use crate::{
     session::{ActiveSession, CookieState, SessionManager, Username},
-    store::{SessionData, SessionId},
+    store::{AppData, SessionData, SessionId},
 };
 
 /// `POST /login/` body.
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"username": "alice"}))]
+#[schema(example = json!({"username": "alice", "data": {"locale": "fr"}}))]
 pub struct LoginRequest {
     /// 1 to 128 characters after trimming, no control characters.
     pub username: String,
+    /// Optional: the session's first `data`, a JSON object (at most 32 levels deep and
+    /// `SESSION_DATA_MAX_BYTES` serialized). Absent or `null`: `{}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Box<RawValue>>,
 }
+
+/// `PATCH /profile/` body: a JSON merge patch (RFC 7396) of the session's `data`.
+pub struct DataPatch;
+
+impl utoipa::PartialSchema for DataPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some(
+                "A JSON merge patch (RFC 7396) applied to the session's `data`: a member set to \
+                 `null` removes that key, an object member merges recursively, any other value \
+                 (arrays included) replaces. Must be an object, at most 32 levels deep; the \
+                 resulting `data` must fit in SESSION_DATA_MAX_BYTES (16384 by default) \
+                 serialized. Numbers are kept exactly as sent.",
+            ))
+            .examples([serde_json::json!({"cart": {"apple": 2, "pear": null}, "locale": "fr"})])
+            .into()
+    }
+}
+
+impl ToSchema for DataPatch {}
 
 /// `POST /login/` answer.
 #[derive(Serialize, ToSchema)]
@@ -70,6 +102,35 @@ fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
     sessions.read_cookie(req.headers().get_all(header::COOKIE).map(|v| v.as_bytes()))
 }
 
+/// Reads a JSON body of at most `limit` bytes: 413 past it, 400 when it is not JSON, 422
+/// when it is JSON of the wrong shape.
+async fn read_json<T: DeserializeOwned>(
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Err(ApiError::BadBody {
+                status: StatusCode::BAD_REQUEST,
+                message: "could not read the request body".to_owned(),
+            })
+        }
+        Err(_) => {
+            return Err(ApiError::BadBody {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("request body is larger than {limit} bytes"),
+            })
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| body_error(&e))
+}
+
+/// Largest body of a request that carries data: the data limit plus room for the rest.
+fn body_limit(sessions: &SessionManager) -> usize {
+    sessions.max_data_bytes().saturating_add(MAX_BODY_BYTES)
+}
+
 /// The live session of the request, its idle expiry slid: no cookie is 403, a cookie that
 /// does not verify is 404 (and costs no store request). Of several verified cookies the
 /// first naming a live session wins, so a planted dead one cannot lock the user out.
@@ -96,23 +157,28 @@ async fn require_session(
     responses(
         (status = 200, description = "Logged in; `Set-Cookie` carries the signed session cookie", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body over 4 KiB", body = ErrorBody),
+        (status = 413, description = "Body over SESSION_DATA_MAX_BYTES + 4 KiB, or `data` over SESSION_DATA_MAX_BYTES serialized", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 422, description = "Wrong shape, or an invalid username", body = ErrorBody),
+        (status = 422, description = "Wrong shape, an invalid username, or `data` that is not an object or is nested deeper than 32 levels", body = ErrorBody),
         StoreFailure,
     ),
     security((), ("session_cookie" = [])),
 )]
 pub async fn login(
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
     sessions
         .request(async {
+            let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
             let user = Username::parse(&body.username)?;
+            let data = match &body.data {
+                Some(raw) => AppData::parse(raw.get())?,
+                None => AppData::empty(),
+            };
             let previous = cookie_state(&req, &sessions);
-            let session = sessions.login(&user, previous.ids()).await?;
+            let session = sessions.login(&user, previous.ids(), data).await?;
             let mut buf = [0u8; 36];
             Ok(HttpResponse::Ok()
                 .append_header((header::SET_COOKIE, sessions.session_cookie(&session)?))
@@ -144,13 +210,73 @@ pub async fn profile(
     sessions
         .request(async {
             let session = require_session(&req, &sessions).await?;
-            let mut buf = [0u8; 36];
-            Ok(HttpResponse::Ok()
-                .append_header((header::SET_COOKIE, sessions.session_cookie(&session)?))
-                .json(ProfileResponse {
-                    session_id: session.id.encode(&mut buf),
-                    session_data: &session.data,
-                }))
+            profile_response(&sessions, &session)
+        })
+        .await
+}
+
+/// The answer of `GET` and `PATCH /profile/`: the session, with its cookie refreshed.
+fn profile_response(
+    sessions: &SessionManager,
+    session: &ActiveSession,
+) -> Result<HttpResponse, ApiError> {
+    let mut buf = [0u8; 36];
+    Ok(HttpResponse::Ok()
+        .append_header((header::SET_COOKIE, sessions.session_cookie(session)?))
+        .json(ProfileResponse {
+            session_id: session.id.encode(&mut buf),
+            session_data: &session.data,
+        }))
+}
+
+/// `PATCH /profile/`: merges a JSON merge patch (RFC 7396) into the session's `data` in one
+/// atomic store operation, and answers as `GET /profile/` does (idle expiry and cookie
+/// refreshed). Nothing is stored when the patch is refused.
+#[utoipa::path(
+    patch,
+    path = "/profile/",
+    tag = "sessions",
+    request_body(
+        description = "A JSON merge patch (RFC 7396) of `session_data.data`",
+        content(
+            (DataPatch = "application/merge-patch+json"),
+            (DataPatch = "application/json"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Merged; the session as `GET /profile/` answers it, idle expiry and cookie Max-Age reset", body = ProfileResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "No session cookie", body = ErrorBody),
+        (status = 404, description = "Unknown, expired or forged session (forged: no store request)", body = ErrorBody),
+        (status = 413, description = "The resulting data would be over SESSION_DATA_MAX_BYTES serialized, or the body over SESSION_DATA_MAX_BYTES + 4 KiB; nothing stored", body = ErrorBody),
+        (status = 415, description = "Content-Type is neither application/merge-patch+json nor application/json", body = ErrorBody),
+        (status = 422, description = "The body is not a JSON object, or is nested deeper than 32 levels", body = ErrorBody),
+        StoreFailure,
+    ),
+    security(("session_cookie" = [])),
+)]
+pub async fn patch_profile(
+    req: HttpRequest,
+    payload: web::Payload,
+    sessions: web::Data<SessionManager>,
+) -> Result<HttpResponse, ApiError> {
+    sessions
+        .request(async {
+            let ids = match cookie_state(&req, &sessions) {
+                CookieState::Missing => return Err(ApiError::MissingCookie),
+                CookieState::Invalid => return Err(ApiError::SessionNotFound),
+                state => state.ids().to_vec(),
+            };
+            let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
+            let patch = AppData::parse(raw.get())?;
+            // Of several verified cookies, the first naming a live session takes the patch
+            // (a merge on a gone session writes nothing).
+            for id in &ids {
+                if let Some(session) = sessions.update(id, &patch).await? {
+                    return profile_response(&sessions, &session);
+                }
+            }
+            Err(ApiError::SessionNotFound)
         })
         .await
 }

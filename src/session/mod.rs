@@ -21,7 +21,10 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 pub use cookie::{CookieSigner, KeySource, SigningKey};
 pub use username::{Username, UsernameError};
 
-use crate::store::{Created, SessionData, SessionId, SessionStore, StoreError};
+use crate::store::{
+    AppData, Created, DataError, Merged, SessionData, SessionId, SessionStore, StoreError,
+    DEFAULT_MAX_DATA_BYTES,
+};
 
 /// Lifetimes and cookie attributes.
 #[derive(Debug, Clone)]
@@ -46,6 +49,9 @@ pub enum SessionError {
     /// The session cookie cannot be a header value (a cookie name with invalid bytes).
     #[error("the session cookie is not a valid header value")]
     InvalidCookie(#[from] actix_web::http::header::InvalidHeaderValue),
+    /// Data that cannot be stored: not an object, too deep, or too large.
+    #[error(transparent)]
+    Data(#[from] DataError),
 }
 
 /// The session cookie found on a request.
@@ -126,6 +132,8 @@ pub struct SessionManager {
     /// `None` if the crate's rendering cannot be split that way: then every cookie is
     /// rendered by the crate.
     cookie_template: Option<(String, String)>,
+    /// Largest serialized `data` of a session (`SESSION_DATA_MAX_BYTES`).
+    max_data_bytes: usize,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -159,7 +167,20 @@ impl SessionManager {
             config,
             metrics: None,
             cookie_template,
+            max_data_bytes: DEFAULT_MAX_DATA_BYTES,
         }
+    }
+
+    /// Sets the largest serialized `data` a session may hold (default
+    /// [`DEFAULT_MAX_DATA_BYTES`]).
+    pub fn with_max_data_bytes(mut self, max: usize) -> Self {
+        self.max_data_bytes = max;
+        self
+    }
+
+    /// The largest serialized `data` a session may hold.
+    pub fn max_data_bytes(&self) -> usize {
+        self.max_data_bytes
     }
 
     /// Counts lifecycle events on `metrics`.
@@ -272,8 +293,10 @@ impl SessionManager {
         Ok(None)
     }
 
-    /// Creates a session for `user`; a session the client still holds (`previous`) is ended
-    /// in the same store operation, so a login never leaves an orphan or a fixed id.
+    /// Creates a session for `user` holding `data` (`AppData::empty()` for none); a session
+    /// the client still holds (`previous`) is ended in the same store operation, so a login
+    /// never leaves an orphan or a fixed id. Data over the size limit is refused before any
+    /// store request.
     ///
     /// With several cookies (`previous` holds more than one id), the first is rotated in the
     /// login's store operation and the others are ended after it.
@@ -281,7 +304,9 @@ impl SessionManager {
         &self,
         user: &Username,
         previous: &[SessionId],
+        data: AppData,
     ) -> Result<ActiveSession, SessionError> {
+        data.check_size(self.max_data_bytes)?;
         // Both ends in whole seconds from the same rounded-down instant, so the absolute
         // lifetime is exactly SESSION_ABSOLUTE_TTL_SECONDS long, never a second more.
         let created_at = now_ms() / 1000;
@@ -290,6 +315,7 @@ impl SessionManager {
             status: "active".to_owned(),
             created_at,
             absolute_expires_at: created_at.saturating_add(self.config.absolute_ttl.as_secs()),
+            data,
         };
         let ttl = self.config.idle_ttl.min(self.config.absolute_ttl);
         let mut replaces = previous.first().copied();
@@ -339,6 +365,68 @@ impl SessionManager {
         }
         tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
         Ok(Some(ActiveSession { id: *id, data }))
+    }
+
+    /// Merges `patch` into the session's data (RFC 7396: `null` removes a key, objects merge
+    /// recursively) and slides its idle expiry, as [`Self::refresh`] does; one atomic store
+    /// operation, so concurrent patches never lose each other's keys and a patch racing a
+    /// logout never brings the session back. `None` when the session is gone or past its
+    /// absolute lifetime; [`DataError::TooLarge`] (nothing stored) when the result would be
+    /// over the size limit.
+    ///
+    /// ```no_run
+    /// # async fn demo(sessions: &upstash_sessions::session::SessionManager,
+    /// #               id: upstash_sessions::store::SessionId) -> Result<(), Box<dyn std::error::Error>> {
+    /// use upstash_sessions::store::AppData;
+    ///
+    /// let patch = AppData::parse(r#"{"cart": {"apple": 2}, "flash": null}"#)?;
+    /// if let Some(session) = sessions.update(&id, &patch).await? {
+    ///     #[derive(serde::Deserialize)]
+    ///     struct Cart { apple: u32 }
+    ///     #[derive(serde::Deserialize)]
+    ///     struct Mine { cart: Cart }
+    ///     let mine: Mine = session.data.data.decode()?;
+    ///     assert_eq!(mine.cart.apple, 2);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn update(
+        &self,
+        id: &SessionId,
+        patch: &AppData,
+    ) -> Result<Option<ActiveSession>, SessionError> {
+        // What the patch adds alone is part of any result: too large already, no request.
+        AppData::empty()
+            .merge(patch)?
+            .check_size(self.max_data_bytes)?;
+        let merged = self
+            .within(self.store.merge(
+                id,
+                patch,
+                self.config.idle_ttl,
+                now_ms(),
+                self.max_data_bytes,
+            ))
+            .await?;
+        match merged {
+            Merged::Merged(data) => {
+                tracing::debug!(event = "session_updated", session = %id.log_tag(), bytes = data.data.len(), "session data updated");
+                Ok(Some(ActiveSession { id: *id, data }))
+            }
+            Merged::Gone => Ok(None),
+            Merged::Expired => {
+                tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
+                if let Some(m) = &self.metrics {
+                    m.expired.inc();
+                }
+                Ok(None)
+            }
+            Merged::TooLarge { size } => Err(DataError::TooLarge {
+                size,
+                limit: self.max_data_bytes,
+            }
+            .into()),
+        }
     }
 
     /// Ends a session; `true` when it existed.
@@ -487,6 +575,7 @@ mod tests {
                 status: "active".into(),
                 created_at,
                 absolute_expires_at,
+                data: crate::store::AppData::empty(),
             },
         }
     }

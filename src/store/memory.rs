@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::{sync::Notify, time::Instant};
 
-use super::{Created, SessionData, SessionId, SessionStore, StoreError};
+use super::{AppData, Created, Merged, SessionData, SessionId, SessionStore, StoreError};
 
 /// Most expired sessions removed under one lock acquisition, so a mass expiry never stalls
 /// requests for long.
@@ -67,6 +67,8 @@ struct Entry {
     created_at: u64,
     absolute_expires_at: u64,
     expires_at: Millis,
+    /// The application's data; `{}` takes no heap.
+    data: AppData,
 }
 
 impl Entry {
@@ -76,6 +78,7 @@ impl Entry {
             status: "active".to_owned(),
             created_at: self.created_at,
             absolute_expires_at: self.absolute_expires_at,
+            data: self.data.clone(),
         }
     }
 }
@@ -275,6 +278,7 @@ impl SessionStore for MemoryStore {
                     created_at: data.created_at,
                     absolute_expires_at: data.absolute_expires_at,
                     expires_at,
+                    data: data.data.clone(),
                 },
             );
             // Only live sessions count against the limit (idle-expired ones not yet purged
@@ -325,6 +329,50 @@ impl SessionStore for MemoryStore {
         // No wake-up: a read only moves a deadline later, so the purge task, armed for an
         // earlier or equal deadline, wakes, finds nothing due, and re-arms by itself.
         Ok(Some(data))
+    }
+
+    async fn merge(
+        &self,
+        id: &SessionId,
+        patch: &AppData,
+        idle_ttl: Duration,
+        now_ms: u64,
+        max_bytes: usize,
+    ) -> Result<Merged, StoreError> {
+        let (data, wake) = {
+            // All under the one lock: a concurrent merge, delete or purge sees before or after.
+            let mut state = self.shared.lock();
+            let now = state.now();
+            let expires_at = state.after(idle_ttl);
+            let Some(entry) = state.live(id, now) else {
+                return Ok(Merged::Gone);
+            };
+            if now_ms >= entry.absolute_expires_at.saturating_mul(1000) {
+                state.remove(id);
+                return Ok(Merged::Expired);
+            }
+            let merged = entry
+                .data
+                .merge(patch)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if merged.len() > max_bytes {
+                return Ok(Merged::TooLarge { size: merged.len() });
+            }
+            entry.data = merged;
+            let previous = std::mem::replace(&mut entry.expires_at, expires_at);
+            let data = entry.data();
+            if previous != expires_at {
+                state.expirations.remove(&(previous, *id));
+                state.expirations.insert((expires_at, *id));
+            }
+            // A caller's shorter idle TTL can move the deadline before the one the purge
+            // task waits for.
+            (data, state.is_first(expires_at, *id))
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(Merged::Merged(data))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
@@ -395,6 +443,7 @@ mod tests {
             status: "active".into(),
             created_at: 1,
             absolute_expires_at: u64::MAX,
+            data: AppData::empty(),
         }
     }
 
@@ -427,6 +476,35 @@ mod tests {
         assert!(store.shared.lock().ids_of("a").is_empty());
         assert_eq!(store.shared.lock().users.len(), 1);
         assert_eq!(store.shared.lock().expirations.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_merge_that_shortens_the_expiry_is_purged_at_the_new_deadline() {
+        let store = MemoryStore::new();
+        let id = SessionId::random();
+        store
+            .create(&id, &data("a"), Duration::from_secs(600), None)
+            .await
+            .unwrap();
+        // Let the purge task arm itself for the login's deadline.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let patch = AppData::parse(r#"{"k":1}"#).unwrap();
+        let merged = store
+            .merge(&id, &patch, Duration::from_secs(5), 0, 100)
+            .await
+            .unwrap();
+        assert!(matches!(merged, Merged::Merged(ref s) if s.data == patch));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            store.len(),
+            0,
+            "purged at the merge's deadline, not the login's"
+        );
     }
 
     #[tokio::test(start_paused = true)]

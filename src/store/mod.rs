@@ -5,6 +5,7 @@
 //! signing. Every operation is atomic with respect to the others on the same session: a
 //! deleted session can never be brought back by a concurrent read.
 
+pub mod data;
 pub mod memory;
 pub mod upstash;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use data::{AppData, DataError, DEFAULT_MAX_DATA_BYTES, MAX_DEPTH};
 pub use memory::MemoryStore;
 pub use upstash::UpstashStore;
 
@@ -87,6 +89,12 @@ pub struct SessionData {
     pub created_at: u64,
     /// End of the absolute lifetime, unix seconds: the session ends then however it is used.
     pub absolute_expires_at: u64,
+    /// The application's own data: a JSON object, `{}` when nothing was stored (and in
+    /// records written before sessions carried data). Numbers keep the digits they were
+    /// sent with.
+    #[serde(default)]
+    #[schema(value_type = Object, required = true, example = json!({"cart": {"apple": 2}, "locale": "fr"}))]
+    pub data: AppData,
 }
 
 /// Outcome of [`SessionStore::create`].
@@ -96,6 +104,19 @@ pub enum Created {
     Created,
     /// Another session already has this id; nothing was written for it.
     IdTaken,
+}
+
+/// Outcome of [`SessionStore::merge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged {
+    /// The patch was applied; the session as stored now, its idle expiry slid.
+    Merged(SessionData),
+    /// No such session (never created, ended, or idle-expired); nothing was written.
+    Gone,
+    /// The session was past its absolute lifetime: it has been deleted, nothing merged.
+    Expired,
+    /// The resulting data would be `size` bytes, over the limit; nothing was written.
+    TooLarge { size: usize },
 }
 
 /// Why a store operation failed.
@@ -133,6 +154,21 @@ pub trait SessionStore: Send + Sync + 'static {
         id: &SessionId,
         idle_ttl: Duration,
     ) -> Result<Option<SessionData>, StoreError>;
+
+    /// Applies `patch` to the session's data as an RFC 7396 merge patch
+    /// ([`AppData::merge`]) in one atomic step, and slides its expiry to `idle_ttl` as
+    /// [`Self::load`] does. A missing session stays missing ([`Merged::Gone`]); one whose
+    /// absolute lifetime has ended by `now_ms` (unix milliseconds) is deleted
+    /// ([`Merged::Expired`]); a result over `max_bytes` serialized is refused
+    /// ([`Merged::TooLarge`]). Concurrent merges never lose each other's keys.
+    async fn merge(
+        &self,
+        id: &SessionId,
+        patch: &AppData,
+        idle_ttl: Duration,
+        now_ms: u64,
+        max_bytes: usize,
+    ) -> Result<Merged, StoreError>;
 
     /// Deletes a session; `true` when it existed.
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;

@@ -10,20 +10,39 @@
 //! |---|---|---|
 //! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL of a replaced session); 3 more when the index holds more entries than the per-user limit (ZRANGE, EXISTS per member, then ZREM of gone entries + DEL/ZREM of the oldest live ones past the limit) |
 //! | load | 1 | GETEX EX |
+//! | merge | 1 (+1 once per process: the script cache) | EVALSHA of [`MERGE_SCRIPT`] (EVAL when Redis answers NOSCRIPT) |
 //! | delete | 1 | DEL |
 //! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
 //! | delete_user_session | 1-2 | ZSCORE + EXISTS, then DEL + ZREM |
 //! | delete_user | 1-3 | ZRANGE, EXISTS per member, then DEL + ZREM |
 
 use std::{
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use async_trait::async_trait;
+use sha1::{Digest, Sha1};
 
-use super::{Created, SessionData, SessionId, SessionStore, StoreError};
+use super::{AppData, Created, Merged, SessionData, SessionId, SessionStore, StoreError};
 use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
+
+/// The Lua script of [`SessionStore::merge`]: reads the record, refuses a missing or
+/// expired session, merges the patch into `data` without decoding values (Redis's cjson
+/// would round numbers and turn `[]` into `{}`), checks the size, and writes it back with
+/// the idle TTL, all in one atomic step.
+pub const MERGE_SCRIPT: &str = include_str!("merge.lua");
+
+/// The SHA-1 of [`MERGE_SCRIPT`] as `EVALSHA` takes it (lower-case hex).
+pub fn merge_script_sha() -> &'static str {
+    static SHA: LazyLock<String> = LazyLock::new(|| {
+        Sha1::digest(MERGE_SCRIPT.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    });
+    &SHA
+}
 
 /// Sessions in Upstash Redis.
 #[derive(Debug, Clone)]
@@ -339,6 +358,67 @@ impl SessionStore for UpstashStore {
             Reply::Nil => Ok(None),
             Reply::Str(json) => parse_record(&json).map(Some),
             other => Err(unexpected("GETEX", other)),
+        }
+    }
+
+    async fn merge(
+        &self,
+        id: &SessionId,
+        patch: &AppData,
+        idle_ttl: Duration,
+        now_ms: u64,
+        max_bytes: usize,
+    ) -> Result<Merged, StoreError> {
+        let key = session_key(id);
+        let ttl = idle_ttl.as_secs().max(1).to_string();
+        let now = now_ms.to_string();
+        let max = max_bytes.to_string();
+        let call = |name: &'static str, script: &'static str| {
+            Command::new(name)
+                .arg(script)
+                .arg("1")
+                .arg(key.as_str())
+                .arg(patch.as_str())
+                .arg(ttl.as_str())
+                .arg(now.as_str())
+                .arg(max.as_str())
+        };
+        // A merge patch applied twice gives what it gave once, so a retry is harmless.
+        let reply = match self
+            .client
+            .command(
+                &call("EVALSHA", merge_script_sha()),
+                RetryPolicy::Idempotent,
+            )
+            .await
+        {
+            // Not in this Redis's script cache yet (a first call, a restart, SCRIPT FLUSH):
+            // EVAL runs it and caches it for the EVALSHAs after.
+            Err(UpstashError::Command(message)) if message.starts_with("NOSCRIPT") => {
+                self.client
+                    .command(&call("EVAL", MERGE_SCRIPT), RetryPolicy::Idempotent)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(map_err)?;
+        let mut items = reply
+            .into_array()
+            .ok_or_else(|| unexpected("EVALSHA", "not an array"))?
+            .into_iter();
+        let status = items.next().and_then(Reply::into_string);
+        match (status.as_deref(), items.next()) {
+            (Some("ok"), Some(Reply::Str(record))) => parse_record(&record).map(Merged::Merged),
+            (Some("gone"), None) => Ok(Merged::Gone),
+            (Some("expired"), None) => Ok(Merged::Expired),
+            (Some("too_large"), Some(Reply::Int(size))) => Ok(Merged::TooLarge {
+                size: size.max(0) as usize,
+            }),
+            (Some("corrupt"), None) => Err(StoreError::Corrupt(
+                "the session record or its data is not valid JSON".into(),
+            )),
+            // The record itself is never put in an error: it holds the application's data.
+            (status, _) => Err(unexpected("EVALSHA", status)),
         }
     }
 

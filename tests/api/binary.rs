@@ -166,6 +166,31 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
             .await
             .unwrap();
     }
+    // The application's data never reaches the logs, whatever happens to it.
+    let marker = "data-value-that-must-not-be-logged";
+    for body in [
+        format!(r#"{{"csrf":"{marker}"}}"#),
+        format!(r#"{{"csrf":"{marker}","blob":"{}"}}"#, "x".repeat(17_000)),
+        format!(r#"[{{"csrf":"{marker}"}}]"#),
+    ] {
+        client
+            .patch(format!("{base}/profile/"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/merge-patch+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .post(format!("{base}/login/"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"username":"carol","data":{{"m":"{marker}"}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
     client
         .get(format!("{base}/profile/"))
         .header("cookie", "session_id=forged")
@@ -216,6 +241,8 @@ async fn logs_never_carry_session_ids_cookies_or_the_token() {
         "{}",
         key_lines[0]
     );
+    assert!(!logs.contains(marker), "session data leaked into the logs");
+    assert!(logs.contains("session_updated"), "{logs}");
     // Captured through a pipe, not a terminal: plain text, no colour escapes.
     assert!(
         !logs.contains('\u{1b}'),

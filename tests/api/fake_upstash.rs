@@ -1,20 +1,27 @@
 //! An in-process fake of the Upstash Redis REST API on wiremock: `POST /`, `/pipeline` and
 //! `/multi-exec`, bearer auth, `Upstash-Encoding: base64`, `upstash-sync-token`, and the Redis
 //! string, expiry and sorted-set commands the store uses (and `KEYS prefix*` for tests to
-//! look around), with real-time expiry.
+//! look around), with real-time expiry, and
+//! `EVAL`/`EVALSHA` of the store's one Lua script (the session data merge), run by a Rust
+//! twin of the script with Redis's script cache and `NOSCRIPT` answer. The Lua itself runs
+//! only against real Redis (`scripts/e2e-store.sh`).
 //!
 //! The handler is mounted at priority 10, so a test can mount fault mocks of higher priority
 //! (e.g. `Mock::given(..).respond_with(..).with_priority(1)`) on `server`.
 #![allow(dead_code)]
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value as Json};
+use upstash_sessions::store::{
+    upstash::{merge_script_sha, MERGE_SCRIPT},
+    AppData, SessionData,
+};
 use wiremock::{matchers::any, Mock, MockServer, Request, ResponseTemplate};
 
 pub const FAKE_TOKEN: &str = "test-token";
@@ -44,6 +51,8 @@ struct State {
     last_sync: Option<String>,
     /// Tokens accepted besides [`FAKE_TOKEN`] (a database with a rotated token).
     extra_tokens: Vec<String>,
+    /// SHA-1s of the scripts loaded by EVAL (Redis's script cache).
+    scripts: HashSet<String>,
 }
 
 impl State {
@@ -293,6 +302,7 @@ fn arity(name: &str) -> Option<(usize, usize)> {
         }
         "ZREM" => (3, MANY),
         "ZSCORE" => (3, 3),
+        "EVAL" | "EVALSHA" => (3, MANY),
         _ => return None,
     })
 }
@@ -562,8 +572,47 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
             Ok(json!(score.map(score_str)))
         }
         "ZCARD" => Ok(json!(st.zset(key)?.map_or(0, |z| z.len()))),
+        "EVAL" | "EVALSHA" => {
+            if name == "EVAL" {
+                if args[1] != MERGE_SCRIPT {
+                    return Err("ERR the fake runs only the session merge script".into());
+                }
+                st.scripts.insert(merge_script_sha().to_owned());
+            } else if !st.scripts.contains(&args[1].to_ascii_lowercase()) {
+                return Err("NOSCRIPT No matching script. Please use EVAL.".into());
+            }
+            if args[2] != "1" || args.len() != 8 {
+                return Err("ERR the merge script takes 1 key and 4 arguments".into());
+            }
+            merge_script(st, &args[3], &args[4..])
+        }
         _ => Err(format!("ERR unknown command '{}'", args[0])),
     }
+}
+
+/// What `src/store/merge.lua` does, on this fake's state.
+fn merge_script(st: &mut State, key: &str, argv: &[String]) -> Result<Json, String> {
+    let Some(record) = st.string(key)? else {
+        return Ok(json!(["gone"]));
+    };
+    let Ok(mut session) = serde_json::from_str::<SessionData>(&record) else {
+        return Ok(json!(["corrupt"]));
+    };
+    if int(&argv[2])? >= (session.absolute_expires_at as i64).saturating_mul(1000) {
+        st.keys.remove(key);
+        return Ok(json!(["expired"]));
+    }
+    let Ok(merged) = AppData::parse(&argv[0]).and_then(|patch| session.data.merge(&patch)) else {
+        return Ok(json!(["corrupt"]));
+    };
+    if merged.len() as i64 > int(&argv[3])? {
+        return Ok(json!(["too_large", merged.len()]));
+    }
+    session.data = merged;
+    let record = serde_json::to_string(&session).map_err(|e| e.to_string())?;
+    let expires = deadline("EX", &argv[1], "set")?;
+    st.insert(key, Data::Str(record.clone()), Some(expires));
+    Ok(json!(["ok", record]))
 }
 
 // ---- Tests of the fake itself, over real HTTP. ----

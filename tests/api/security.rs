@@ -278,6 +278,7 @@ async fn memory_store_instances_sign_with_different_random_keys() {
             status: "active".into(),
             created_at: 0,
             absolute_expires_at: u64::MAX / 1000,
+            data: Default::default(),
         },
     };
     let a = one
