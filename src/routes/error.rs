@@ -10,8 +10,8 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::{
-    session::{SessionError, UsernameError},
-    store::{DataError, StoreError},
+    session::{FailureKind, SessionError, UsernameError},
+    store::DataError,
 };
 
 /// The body of every error response.
@@ -71,16 +71,14 @@ impl From<DataError> for ApiError {
 
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
-        if let SessionError::Data(data) = error {
-            return data.into();
-        }
-        match &error {
-            SessionError::Store(StoreError::Timeout(_)) => ApiError::StoreTimeout(error),
-            SessionError::Store(StoreError::Unavailable(_)) => ApiError::StoreUnavailable(error),
-            SessionError::Store(StoreError::Corrupt(_))
-            | SessionError::NoFreeId
-            | SessionError::InvalidCookie(_)
-            | SessionError::Data(_) => ApiError::Internal(error),
+        match error.kind() {
+            FailureKind::TimedOut => ApiError::StoreTimeout(error),
+            FailureKind::Unavailable => ApiError::StoreUnavailable(error),
+            FailureKind::BadData => match error {
+                SessionError::Data(data) => data.into(),
+                other => ApiError::Internal(other),
+            },
+            FailureKind::Internal => ApiError::Internal(error),
         }
     }
 }

@@ -3,10 +3,12 @@
 //! cookies but not routes, and stores only through the trait.
 
 pub mod cookie;
+mod deadline;
+pub mod metrics;
+mod set_cookie;
 pub mod username;
 
 use std::{
-    fmt::Write as _,
     future::Future,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -16,10 +18,13 @@ use actix_web::{
     cookie::{Cookie, SameSite},
     http::header::HeaderValue,
 };
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 pub use cookie::{CookieSigner, KeySource, SigningKey};
+pub use metrics::SessionMetrics;
 pub use username::{Username, UsernameError};
+
+use deadline::Deadline;
+use set_cookie::SetCookie;
 
 use crate::store::{
     AppData, Created, DataError, Merged, SessionData, SessionId, SessionStore, StoreError,
@@ -54,6 +59,34 @@ pub enum SessionError {
     Data(#[from] DataError),
 }
 
+/// What a failed session operation means to its caller, so the HTTP layer can answer without
+/// knowing the store's error variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The store did not answer within the request's deadline.
+    TimedOut,
+    /// The store failed or refused; a later attempt may succeed.
+    Unavailable,
+    /// The caller's data cannot be stored (see [`SessionError::Data`]).
+    BadData,
+    /// Anything else: a corrupt record, a broken id generator, an impossible cookie name.
+    Internal,
+}
+
+impl SessionError {
+    /// What this failure means to the caller.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            SessionError::Store(StoreError::Timeout(_)) => FailureKind::TimedOut,
+            SessionError::Store(StoreError::Unavailable(_)) => FailureKind::Unavailable,
+            SessionError::Data(_) => FailureKind::BadData,
+            SessionError::Store(StoreError::Corrupt(_))
+            | SessionError::NoFreeId
+            | SessionError::InvalidCookie(_) => FailureKind::Internal,
+        }
+    }
+}
+
 /// The session cookie found on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieState {
@@ -86,52 +119,14 @@ pub struct ActiveSession {
     pub data: SessionData,
 }
 
-/// Lifecycle counters, registered on a Prometheus registry.
-#[derive(Debug, Clone)]
-pub struct SessionMetrics {
-    created: IntCounter,
-    ended: IntCounterVec,
-    expired: IntCounter,
-}
-
-impl SessionMetrics {
-    /// Creates the counters and registers them on `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let created = IntCounter::new("sessions_created_total", "Sessions created.")?;
-        let ended = IntCounterVec::new(
-            Opts::new(
-                "sessions_ended_total",
-                "Sessions ended, by reason (logout, rotated, ended_by_user, logout_all).",
-            ),
-            &["reason"],
-        )?;
-        let expired = IntCounter::new(
-            "sessions_expired_total",
-            "Sessions found past their absolute lifetime and deleted.",
-        )?;
-        registry.register(Box::new(created.clone()))?;
-        registry.register(Box::new(ended.clone()))?;
-        registry.register(Box::new(expired.clone()))?;
-        Ok(Self {
-            created,
-            ended,
-            expired,
-        })
-    }
-}
-
 /// Session operations, shared by every worker.
 pub struct SessionManager {
     store: Arc<dyn SessionStore>,
     signer: CookieSigner,
     config: SessionConfig,
-    metrics: Option<SessionMetrics>,
-    /// The session `Set-Cookie` around its value, as the cookie crate formats it for these
-    /// settings (`name=` and `; HttpOnly; SameSite=..; Path=/`): formatted once, so a
-    /// refreshed cookie is one string instead of a `Cookie` rendered on every request.
-    /// `None` if the crate's rendering cannot be split that way: then every cookie is
-    /// rendered by the crate.
-    cookie_template: Option<(String, String)>,
+    metrics: SessionMetrics,
+    deadline: Deadline,
+    set_cookie: SetCookie,
     /// Largest serialized `data` of a session (`SESSION_DATA_MAX_BYTES`).
     max_data_bytes: usize,
 }
@@ -145,11 +140,6 @@ impl std::fmt::Debug for SessionManager {
     }
 }
 
-tokio::task_local! {
-    /// The store deadline of the request being handled (see [`SessionManager::request`]).
-    static DEADLINE: tokio::time::Instant;
-}
-
 /// Unix time in milliseconds.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -160,13 +150,13 @@ fn now_ms() -> u64 {
 
 impl SessionManager {
     pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, config: SessionConfig) -> Self {
-        let cookie_template = cookie_template(&config);
         Self {
             store,
             signer,
+            metrics: SessionMetrics::none(),
+            deadline: Deadline::new(config.deadline),
+            set_cookie: SetCookie::new(&config.cookie_name, config.cookie_secure, config.same_site),
             config,
-            metrics: None,
-            cookie_template,
             max_data_bytes: DEFAULT_MAX_DATA_BYTES,
         }
     }
@@ -185,14 +175,8 @@ impl SessionManager {
 
     /// Counts lifecycle events on `metrics`.
     pub fn with_metrics(mut self, metrics: SessionMetrics) -> Self {
-        self.metrics = Some(metrics);
+        self.metrics = metrics;
         self
-    }
-
-    fn count_ended(&self, reason: &str, n: u64) {
-        if let Some(m) = &self.metrics {
-            m.ended.with_label_values(&[reason]).inc_by(n);
-        }
     }
 
     /// The store, for health checks and embedding.
@@ -209,32 +193,15 @@ impl SessionManager {
     /// inside shares the same budget, so a request that needs several calls still answers
     /// within `UPSTASH_TIMEOUT_MS` in total.
     pub async fn request<F: Future>(&self, work: F) -> F::Output {
-        match self.config.deadline {
-            None => work.await,
-            Some(budget) => {
-                DEADLINE
-                    .scope(tokio::time::Instant::now() + budget, work)
-                    .await
-            }
-        }
+        self.deadline.scope(work).await
     }
 
-    /// Runs store work within the request's deadline (or a fresh one outside
-    /// [`Self::request`]).
+    /// Runs store work within the request's deadline.
     async fn within<T>(
         &self,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let Some(budget) = self.config.deadline else {
-            return work.await;
-        };
-        let at = DEADLINE
-            .try_with(|at| *at)
-            .unwrap_or_else(|_| tokio::time::Instant::now() + budget);
-        match tokio::time::timeout_at(at, work).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(StoreError::Timeout(Box::new(elapsed))),
-        }
+        self.deadline.within(work).await
     }
 
     /// Finds our cookie among `Cookie` header values (raw bytes: another cookie's non-ASCII
@@ -326,17 +293,15 @@ impl SessionManager {
                 .await?;
             if let Some(old) = replaces.take() {
                 tracing::info!(event = "session_ended", session = %old.log_tag(), reason = "rotated", "session ended");
-                self.count_ended("rotated", 1);
+                self.metrics.ended("rotated", 1);
             }
             if created == Created::Created {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
-                if let Some(m) = &self.metrics {
-                    m.created.inc();
-                }
+                self.metrics.created();
                 for other in previous.iter().skip(1) {
                     if self.within(self.store.delete(other)).await? {
                         tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
-                        self.count_ended("rotated", 1);
+                        self.metrics.ended("rotated", 1);
                     }
                 }
                 return Ok(ActiveSession { id, data });
@@ -358,9 +323,7 @@ impl SessionManager {
         if now_ms() >= data.absolute_expires_at.saturating_mul(1000) {
             self.within(self.store.delete(id)).await?;
             tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-            if let Some(m) = &self.metrics {
-                m.expired.inc();
-            }
+            self.metrics.expired();
             return Ok(None);
         }
         tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
@@ -416,9 +379,7 @@ impl SessionManager {
             Merged::Gone => Ok(None),
             Merged::Expired => {
                 tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-                if let Some(m) = &self.metrics {
-                    m.expired.inc();
-                }
+                self.metrics.expired();
                 Ok(None)
             }
             Merged::TooLarge { size } => Err(DataError::TooLarge {
@@ -434,7 +395,7 @@ impl SessionManager {
         let existed = self.within(self.store.delete(id)).await?;
         if existed {
             tracing::info!(event = "session_ended", session = %id.log_tag(), reason = "logout", "session ended");
-            self.count_ended("logout", 1);
+            self.metrics.ended("logout", 1);
         }
         Ok(existed)
     }
@@ -464,7 +425,7 @@ impl SessionManager {
             .await?;
         if ended {
             tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
-            self.count_ended("ended_by_user", 1);
+            self.metrics.ended("ended_by_user", 1);
         }
         Ok(ended)
     }
@@ -475,7 +436,7 @@ impl SessionManager {
             .within(self.store.delete_user(&current.data.user))
             .await?;
         tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
-        self.count_ended("logout_all", ended);
+        self.metrics.ended("logout_all", ended);
         Ok(ended)
     }
 
@@ -497,46 +458,13 @@ impl SessionManager {
             .saturating_sub(now_ms())
             / 1000;
         let max_age = self.config.idle_ttl.as_secs().min(left);
-        let Some((prefix, suffix)) = &self.cookie_template else {
-            let cookie = base_cookie(&self.config, self.signer.sign(&session.id))
-                .max_age(actix_web::cookie::time::Duration::seconds(max_age as i64))
-                .finish();
-            return Ok(HeaderValue::try_from(cookie.to_string())?);
-        };
-        let mut header =
-            String::with_capacity(prefix.len() + cookie::SIGNED_LEN + suffix.len() + 30);
-        header.push_str(prefix);
-        self.signer.sign_into(&session.id, &mut header);
-        header.push_str(suffix);
-        // The cookie crate puts Max-Age after Path (and we set no Domain or Expires).
-        let _ = write!(header, "; Max-Age={max_age}");
-        Ok(HeaderValue::try_from(header)?)
+        Ok(self.set_cookie.live(&self.signer, &session.id, max_age)?)
     }
 
     /// The `Set-Cookie` that clears the session cookie, with the attributes it was set with.
     pub fn removal_cookie(&self) -> Cookie<'static> {
-        let mut cookie = base_cookie(&self.config, String::new()).finish();
-        cookie.make_removal();
-        cookie
+        self.set_cookie.removal()
     }
-}
-
-fn base_cookie(config: &SessionConfig, value: String) -> actix_web::cookie::CookieBuilder<'static> {
-    Cookie::build(config.cookie_name.clone(), value)
-        .path("/")
-        .http_only(true)
-        .secure(config.cookie_secure)
-        .same_site(config.same_site)
-}
-
-/// What the cookie crate writes before and after the value of the session cookie, if its
-/// rendering is `name=VALUE` followed by attributes that do not repeat the value.
-fn cookie_template(config: &SessionConfig) -> Option<(String, String)> {
-    const MARK: &str = "VALUE";
-    let rendered = base_cookie(config, MARK.to_owned()).finish().to_string();
-    let prefix = format!("{}=", config.cookie_name);
-    let suffix = rendered.strip_prefix(&prefix)?.strip_prefix(MARK)?;
-    (!suffix.contains(MARK) && suffix.starts_with("; ")).then(|| (prefix, suffix.to_owned()))
 }
 
 #[cfg(test)]
@@ -566,68 +494,33 @@ mod tests {
         )
     }
 
-    /// A live session of alice's with a fresh id.
-    fn alice(created_at: u64, absolute_expires_at: u64) -> ActiveSession {
-        ActiveSession {
-            id: SessionId::random(),
-            data: crate::store::SessionData {
-                user: "alice".into(),
-                status: "active".into(),
-                created_at,
-                absolute_expires_at,
-                data: crate::store::AppData::empty(),
-            },
-        }
-    }
-
     #[test]
-    fn the_session_cookie_header_is_what_the_cookie_crate_writes() {
-        let names = ["session_id", "__Host-sid", "__Secure-sid"];
-        for (name, secure, same_site) in names.into_iter().flat_map(|n| {
-            [false, true].into_iter().flat_map(move |secure| {
-                [SameSite::Lax, SameSite::Strict, SameSite::None].map(|s| (n, secure, s))
-            })
-        }) {
-            let mut m = manager();
-            m.config.cookie_name = name.into();
-            m.config.cookie_secure = secure;
-            m.config.same_site = same_site;
-            for template in [cookie_template(&m.config), None] {
-                // With the template (the normal case) and without (the crate renders).
-                m.cookie_template = template;
-                let now = now_ms() / 1000;
-                for left in [0, 5, 899, 900, 50_000] {
-                    let session = alice(now, now + left + 1);
-                    let header = m.session_cookie(&session).unwrap();
-                    let ours = header.to_str().unwrap();
-                    let (_, age) = ours.rsplit_once("Max-Age=").unwrap();
-                    let max_age = age.parse::<i64>().unwrap();
-                    let expected = base_cookie(&m.config, m.signer.sign(&session.id))
-                        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
-                        .finish()
-                        .to_string();
-                    assert_eq!(ours, expected);
-                    assert!(
-                        ours.contains("; HttpOnly") && ours.contains("; Path=/"),
-                        "{ours}"
-                    );
-                    assert!(max_age <= 900 && max_age <= left as i64 + 1, "{ours}");
-                }
-            }
-            assert!(cookie_template(&m.config).is_some(), "{name}");
+    fn the_cookie_max_age_is_the_idle_ttl_capped_by_what_is_left_of_the_absolute_lifetime() {
+        let m = manager();
+        let now = now_ms() / 1000;
+        for (left, expected) in [(0, 0), (5, 5), (899, 899), (900, 900), (50_000, 900)] {
+            let session = ActiveSession {
+                id: SessionId::random(),
+                data: crate::store::SessionData {
+                    user: "alice".into(),
+                    status: "active".into(),
+                    created_at: now,
+                    absolute_expires_at: now + left,
+                    data: crate::store::AppData::empty(),
+                },
+            };
+            let header = m.session_cookie(&session).unwrap();
+            let age: u64 = header
+                .to_str()
+                .unwrap()
+                .rsplit_once("Max-Age=")
+                .unwrap()
+                .1
+                .parse()
+                .unwrap();
+            // The second may turn between `now` above and the rendering.
+            assert!(age == expected || age + 1 == expected, "{left}: {age}");
         }
-    }
-
-    #[test]
-    fn a_cookie_name_that_cannot_be_a_header_is_an_error_not_an_empty_header() {
-        let mut m = manager();
-        m.config.cookie_name = "bad\nname".into();
-        m.cookie_template = cookie_template(&m.config);
-        let session = alice(0, u64::MAX / 1000);
-        assert!(matches!(
-            m.session_cookie(&session),
-            Err(SessionError::InvalidCookie(_))
-        ));
     }
 
     #[test]
