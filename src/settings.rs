@@ -402,9 +402,8 @@ fn parse_url(value: &str, allow_http: bool) -> Result<reqwest::Url, SettingsErro
         value: redact_url(value.trim()),
         expected,
     };
-    let url = reqwest::Url::parse(value.trim()).map_err(|_| {
-        invalid("an https:// URL such as https://eu1-example-12345.upstash.io")
-    })?;
+    let url = reqwest::Url::parse(value.trim())
+        .map_err(|_| invalid("an https:// URL such as https://eu1-example-12345.upstash.io"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(
             "an https:// URL such as https://eu1-example-12345.upstash.io",
@@ -696,10 +695,16 @@ mod tests {
     #[test]
     fn a_rejected_url_is_shown_without_its_query_or_credentials() {
         for (url, secret) in [
-            ("https://eu1-x.upstash.io/?_token=AXsecret123", "AXsecret123"),
+            (
+                "https://eu1-x.upstash.io/?_token=AXsecret123",
+                "AXsecret123",
+            ),
             ("https://user:AXsecret123@eu1-x.upstash.io", "AXsecret123"),
             ("https://AXsecret123@eu1-x.upstash.io/", "AXsecret123"),
-            ("redis://default:AXsecret123@eu1-x.upstash.io:6379", "AXsecret123"),
+            (
+                "redis://default:AXsecret123@eu1-x.upstash.io:6379",
+                "AXsecret123",
+            ),
             ("not a url?_token=AXsecret123", "AXsecret123"),
             ("https://eu1-x.upstash.io/#AXsecret123", "AXsecret123"),
         ] {
@@ -759,7 +764,8 @@ mod tests {
     }
 
     fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("upstash-sessions-settings-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("upstash-sessions-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, contents).unwrap();

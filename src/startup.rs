@@ -92,12 +92,19 @@ pub async fn session_manager(
 ) -> Result<SessionManager, StartupError> {
     let (store, derived, deadline): (Arc<dyn SessionStore>, _, _) = match &settings.upstash {
         Some(upstash) => {
-            let mut client = UpstashClient::new(ClientConfig::new(
+            let mut config = ClientConfig::new(
                 upstash.url.clone(),
                 upstash.token(),
                 settings.upstash_timeout,
-            ))
-            .map_err(StartupError::Client)?;
+            );
+            config.extra_roots = settings.upstash_extra_roots.clone();
+            if upstash.url.scheme() == "http" && !crate::settings::is_loopback(&upstash.url) {
+                tracing::warn!(
+                    upstash_host = upstash.url.host_str().unwrap_or("?"),
+                    "UPSTASH_ALLOW_INSECURE_HTTP=true: the Upstash token is sent in clear text"
+                );
+            }
+            let mut client = UpstashClient::new(config).map_err(StartupError::Client)?;
             if let Some(metrics) = metrics {
                 client = client.with_metrics(metrics.upstash.clone());
             }
@@ -190,7 +197,18 @@ pub fn serve(
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
     let openapi = ApiDoc::openapi();
     let metrics_on = settings.metrics;
+    let warm = settings.upstash_warm_pool && settings.upstash.is_some();
     let mut server = HttpServer::new(move || {
+        if warm {
+            // Each worker has its own connection pool: open it now (one PING), so the
+            // worker's first request does not pay the TCP and TLS handshakes.
+            let sessions = sessions.clone();
+            actix_web::rt::spawn(async move {
+                if let Err(error) = sessions.ping().await {
+                    tracing::debug!(error = %error, "connection pool warm-up failed");
+                }
+            });
+        }
         App::new()
             .wrap(routes::default_headers())
             .wrap(Condition::new(metrics_on, prometheus.clone()))
