@@ -488,3 +488,156 @@ async fn each_fault_on_the_wire_is_a_clean_503_or_504_in_time_logged_by_its_caus
     assert!(!log.contains(FAKE_TOKEN), "the token leaked into the log");
     eprintln!("{}\n{log}", outcomes.join("\n"));
 }
+
+/// Against a real Upstash-compatible server over HTTPS (`scripts/e2e-store.sh` runs
+/// upstash-on-redis with a throwaway CA): set `UPSTASH_E2E_URL=https://...`,
+/// `UPSTASH_E2E_TOKEN` and `UPSTASH_E2E_CA_CERT`. Without them these tests check nothing.
+pub mod e2e {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+
+    use super::*;
+    use crate::helpers::upstash_settings;
+
+    /// The certificates of `UPSTASH_E2E_CA_CERT`, if set.
+    pub fn extra_roots() -> Vec<CertificateDer<'static>> {
+        match std::env::var("UPSTASH_E2E_CA_CERT") {
+            Ok(path) => CertificateDer::pem_file_iter(&path)
+                .and_then(|certs| certs.collect())
+                .unwrap_or_else(|e| panic!("UPSTASH_E2E_CA_CERT={path}: {e}")),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// URL and token of an HTTPS endpoint under test, or `None` (the test is skipped).
+    fn https_endpoint() -> Option<(String, String)> {
+        let url = std::env::var("UPSTASH_E2E_URL").ok()?;
+        let token = std::env::var("UPSTASH_E2E_TOKEN").ok()?;
+        if !url.starts_with("https://") {
+            eprintln!("UPSTASH_E2E_URL is not https: nothing to check");
+            return None;
+        }
+        Some((url, token))
+    }
+
+    /// `upstash_tls_handshakes_total` on the app's `/metrics`.
+    async fn handshakes(app: &crate::helpers::TestApp) -> u64 {
+        let text = app.get("/metrics", None).await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("upstash_tls_handshakes_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("upstash_tls_handshakes_total on /metrics")
+    }
+
+    #[tokio::test]
+    async fn the_api_works_over_https_and_reuses_its_connection() {
+        let Some((url, token)) = https_endpoint() else {
+            return;
+        };
+        let mut settings = test_settings(None);
+        settings.upstash = Some(upstash_settings(&url, &token));
+        settings.upstash_extra_roots = extra_roots();
+        let app = spawn_with_settings(settings, None).await;
+        let user = format!("tls-e2e-{}", rand::random::<u32>());
+        let body = format!(r#"{{"username":"{user}"}}"#);
+
+        let laptop = session_cookie(&app.post_login(&body, None).await).unwrap();
+        let phone = session_cookie(&app.post_login(&body, None).await).unwrap();
+        assert_eq!(app.get("/profile/", Some(&laptop)).await.status(), 200);
+        let list: serde_json::Value = app
+            .get("/sessions/", Some(&laptop))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sessions = list["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 2, "{list}");
+        let phone_id = sessions.iter().find(|s| s["current"] == false).unwrap()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ended = app
+            .http
+            .delete(app.url(&format!("/sessions/{phone_id}")))
+            .header("cookie", &laptop)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ended.status(), 200);
+        assert_eq!(app.get("/profile/", Some(&phone)).await.status(), 404);
+
+        // 1,000 profile reads: no new handshake (the worker's connection is reused).
+        let before = handshakes(&app).await;
+        for _ in 0..1000 {
+            assert_eq!(app.get("/profile/", Some(&laptop)).await.status(), 200);
+        }
+        let during = handshakes(&app).await - before;
+        eprintln!("TLS handshakes: {before} before, {during} during 1,000 profile reads");
+        assert_eq!(during, 0, "a handshake per request is not reuse");
+        assert!(before <= 2, "{before} handshakes for a handful of requests");
+
+        let all = app
+            .http
+            .post(app.url("/logout/all/"))
+            .header("cookie", &laptop)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(all.status(), 200);
+        assert_eq!(app.get("/profile/", Some(&laptop)).await.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn the_server_agrees_http2_and_a_thousand_calls_cost_one_handshake() {
+        let Some((url, token)) = https_endpoint() else {
+            return;
+        };
+        // What ALPN agrees with the same roots: HTTP/2.
+        let mut probe = reqwest::Client::builder().use_rustls_tls();
+        for root in extra_roots() {
+            probe = probe.add_root_certificate(reqwest::Certificate::from_der(&root).unwrap());
+        }
+        let response = probe
+            .build()
+            .unwrap()
+            .post(&url)
+            .bearer_auth(&token)
+            .body(r#"["PING"]"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+
+        let mut config = ClientConfig::new(
+            reqwest::Url::parse(&url).unwrap(),
+            token.as_str(),
+            Duration::from_secs(5),
+        );
+        config.extra_roots = extra_roots();
+        let client = UpstashClient::new(config).unwrap();
+        let key = format!("tls-e2e-{}", rand::random::<u32>());
+        for i in 0..1000i64 {
+            // Read-your-writes: each read sees the write before it.
+            client
+                .command(
+                    &Cmd::new("SET").arg(key.as_str()).int(i),
+                    RetryPolicy::Idempotent,
+                )
+                .await
+                .unwrap();
+            let read = client
+                .command(&Cmd::new("GET").arg(key.as_str()), RetryPolicy::Idempotent)
+                .await
+                .unwrap();
+            assert_eq!(read.as_str(), Some(i.to_string().as_str()));
+        }
+        client
+            .command(&Cmd::new("DEL").arg(key.as_str()), RetryPolicy::Idempotent)
+            .await
+            .unwrap();
+        eprintln!(
+            "TLS handshakes for 2,001 calls: {}",
+            client.tls_handshakes()
+        );
+        assert_eq!(client.tls_handshakes(), 1);
+    }
+}
