@@ -177,7 +177,14 @@ async fn check_upstash(client: &UpstashClient, host: &str) -> Result<(), Startup
         }
         Err(UpstashError::Unauthorized(message)) => Err(StartupError::TokenRejected(message)),
         Err(error) => {
-            tracing::warn!(upstash_host = host, error = %error, "Upstash did not answer PING at start; starting anyway");
+            let mut cause = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(next) = source {
+                cause.push_str(": ");
+                cause.push_str(&next.to_string());
+                source = next.source();
+            }
+            tracing::warn!(upstash_host = host, error = %cause, "Upstash did not answer PING at start; starting anyway");
             Ok(())
         }
     }

@@ -392,13 +392,7 @@ fn tls_config(
     extra_roots: &[CertificateDer<'static>],
     handshakes: Arc<HandshakeCounter>,
 ) -> Result<rustls::ClientConfig, UpstashError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for certificate in extra_roots {
-        roots.add(certificate.clone()).map_err(|e| {
-            UpstashError::Protocol(format!("a trusted certificate is not usable: {e}"))
-        })?;
-    }
+    let roots = root_store(extra_roots)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -408,6 +402,20 @@ fn tls_config(
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tls.key_log = handshakes;
     Ok(tls)
+}
+
+/// The public roots, plus `extra_roots`.
+fn root_store(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<rustls::RootCertStore, UpstashError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in extra_roots {
+        roots.add(certificate.clone()).map_err(|e| {
+            UpstashError::Protocol(format!("a trusted certificate is not usable: {e}"))
+        })?;
+    }
+    Ok(roots)
 }
 
 /// Counts completed TLS handshakes. rustls reports each handshake to the configured
@@ -461,5 +469,22 @@ pub(super) fn check_len(
             "expected {expected} results, got {}",
             items.len()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_ca_is_added_to_the_public_roots_not_put_in_their_place() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap().der().clone();
+        let public = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert!(public > 100);
+        assert_eq!(root_store(&[]).unwrap().len(), public);
+        assert_eq!(root_store(&[ca]).unwrap().len(), public + 1);
     }
 }

@@ -142,9 +142,7 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused_at_once_and_not_retr
 }
 
 #[tokio::test]
-async fn the_public_roots_stay_trusted_beside_a_private_ca() {
-    // A certificate from the private CA is trusted only when it is added; adding it keeps
-    // the compiled-in public roots (the client still builds, and trusts the private CA).
+async fn a_private_ca_is_trusted_only_when_configured() {
     let fake = FakeUpstash::start().await;
     let ca = TestCa::new();
     let front = TlsFront::start(&fake.uri(), Mode::relay(ca.localhost())).await;
