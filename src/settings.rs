@@ -53,7 +53,9 @@ pub struct Settings {
     /// (`UPSTASH_CA_CERT`, `SSL_CERT_FILE`); read only when Upstash is configured.
     pub upstash_extra_roots: Vec<CertificateDer<'static>>,
     /// Whether each worker opens its Upstash connection at start rather than on its first
-    /// request (`UPSTASH_WARM_POOL`).
+    /// request (`UPSTASH_WARM_POOL`). Off by default: a request that arrives as the process
+    /// starts (serverless) then races the warm-up and is slower; on, it saves the first
+    /// request the connect where the platform waits for readiness first.
     pub upstash_warm_pool: bool,
     pub session: SessionSettings,
     pub cookie: CookieSettings,
@@ -141,7 +143,7 @@ impl Default for Settings {
             upstash_timeout: Duration::from_millis(3000),
             upstash_auto_pipeline: true,
             upstash_extra_roots: Vec::new(),
-            upstash_warm_pool: true,
+            upstash_warm_pool: false,
             session: SessionSettings {
                 idle_ttl: Duration::from_secs(900),
                 absolute_ttl: Duration::from_secs(43_200),

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstashError {
     /// Connecting, sending or reading failed (refused, reset, DNS, TLS); the message starts
-    /// with the cause in a few words ([`transport_cause`]).
+    /// with the cause in a few words (unknown CA, expired certificate, reset, ...).
     #[error("could not reach Upstash ({})", transport_cause(.0).text())]
     Transport(#[source] Arc<reqwest::Error>),
     /// The call did not finish within its deadline (all attempts included).

@@ -232,6 +232,36 @@ async fn login_profile_sessions_and_logout_work_over_https_with_the_sync_token()
     assert!(front.alpn().iter().all(|p| p == "h2"), "{:?}", front.alpn());
 }
 
+#[tokio::test]
+async fn a_warm_pool_opens_the_workers_connection_before_the_first_request() {
+    let fake = FakeUpstash::start().await;
+    let ca = TestCa::new();
+    let front = TlsFront::start(&fake.uri(), Mode::relay(ca.localhost())).await;
+    let mut settings = test_settings(None);
+    settings.upstash = Some(upstash_settings(&front.url(), FAKE_TOKEN));
+    settings.upstash_extra_roots = vec![ca.der()];
+    settings.upstash_warm_pool = true;
+    let app = spawn_with_settings(settings, None).await;
+    // The start-up PING's connection, then the worker's, with no request sent.
+    let mut waited = 0;
+    while front.handshakes() < 2 && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        waited += 1;
+    }
+    assert_eq!(front.handshakes(), 2);
+    assert_eq!(
+        app.post_login(r#"{"username":"alice"}"#, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        front.handshakes(),
+        2,
+        "the first request used the warm connection"
+    );
+}
+
 // ---- the binary: settings from the environment, answers and log lines of each fault ----
 
 fn free_port() -> u16 {
