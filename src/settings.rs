@@ -826,4 +826,18 @@ mod tests {
         .to_string();
         assert!(err.starts_with("UPSTASH_CA_CERT="), "{err}");
     }
+
+    #[test]
+    fn the_platform_ca_bundle_is_accepted_as_ssl_cert_file() {
+        // Containers often set SSL_CERT_FILE to the distribution's bundle: every one of its
+        // certificates must load, or the service would not start. (Debian/Ubuntu path.)
+        let bundle = "/etc/ssl/certs/ca-certificates.crt";
+        let Ok(text) = std::fs::read_to_string(bundle) else {
+            eprintln!("{bundle} not present: nothing to check");
+            return;
+        };
+        let expected = text.matches("-----BEGIN CERTIFICATE-----").count();
+        let s = with_url("https://eu1-x.upstash.io", &[("SSL_CERT_FILE", bundle)]).unwrap();
+        assert_eq!(s.upstash_extra_roots.len(), expected);
+    }
 }
