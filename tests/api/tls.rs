@@ -98,7 +98,8 @@ async fn a_server_closing_idle_connections_does_not_fail_the_next_call_even_a_on
     let fake = FakeUpstash::start().await;
     let ca = TestCa::new();
     let mut mode = Mode::relay(ca.localhost());
-    mode.idle_close = Some(Duration::from_millis(100));
+    // Long enough for a loaded machine to send its request after the handshake.
+    mode.idle_close = Some(Duration::from_millis(300));
     let front = TlsFront::start(&fake.uri(), mode).await;
     let client = client_for(&front, &ca, Duration::from_secs(5));
 
@@ -114,7 +115,7 @@ async fn a_server_closing_idle_connections_does_not_fail_the_next_call_even_a_on
             "each round needs a new connection"
         );
         // Long past the server's idle timeout: it has closed the pooled connection.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
     }
     assert_eq!(fake.requests(), 5);
 }
