@@ -26,6 +26,7 @@ THREADS=${THREADS:-2}
 SVC_WORKERS=${SVC_WORKERS:-}        # WORKERS of the service; empty: its default (cores)
 OPS=${OPS:-100}                     # operations per kind for the /__stats count
 LATENCY_MS=${LATENCY_MS:-0}         # upstash-on-redis added latency (--local-upstash)
+TLS=0                               # --tls: upstash-on-redis over HTTPS (private CA)
 REDIS_PORT=${REDIS_PORT:-6399}
 UOR_TOKEN=${UOR_TOKEN:-bench-token}
 UOR_WORKERS=${UOR_WORKERS:-1}
@@ -44,6 +45,8 @@ backends (default: the in-memory store)
   --local-upstash       start redis-server (port $REDIS_PORT, default 6399) and
                         upstash-on-redis from ../shared/tools on free loopback ports
   --latency-ms N        LATENCY_MS of upstash-on-redis (env LATENCY_MS works too)
+  --tls                 with --local-upstash: serve it over HTTPS with a throwaway CA and
+                        a localhost certificate (openssl), trusted via UPSTASH_CA_CERT
 extra runs
   --seed                also run the FastAPI seed (../shared/anchors/seed_fastapi.py)
                         against the same backend (implies --local-upstash on memory)
@@ -74,6 +77,7 @@ while [[ $# -gt 0 ]]; do
             MODE=upstash; UPSTASH_URL=$2; UPSTASH_TOKEN=$3; shift 2 ;;
         --local-upstash) MODE=local ;;
         --latency-ms) LATENCY_MS=$2; shift ;;
+        --tls) TLS=1 ;;
         --seed) SEED=1 ;;
         --floor) FLOOR=1 ;;
         --reference) REFERENCE=1 ;;
@@ -94,6 +98,12 @@ done
 if [[ $SEED == 1 && $MODE == memory ]]; then
     echo "[bench] --seed needs an Upstash backend: using --local-upstash"
     MODE=local
+fi
+if [[ $TLS == 1 && $MODE != local ]]; then
+    echo "[bench] --tls applies to --local-upstash (an --upstash URL says its own scheme)" >&2; exit 2
+fi
+if [[ $TLS == 1 && ( $FLOOR == 1 || $SEED == 1 || $REFERENCE == 1 ) ]]; then
+    echo "[bench] --tls runs the service only (the yardsticks trust no private CA)" >&2; exit 2
 fi
 if [[ $MILLION == 1 && $MODE != memory ]]; then
     echo "[bench] --million measures the memory store; it is skipped on the $MODE backend"
@@ -259,14 +269,30 @@ elif [[ $MODE == local ]]; then
         UOR_BIN=/tmp/uor-target/release/upstash-on-redis
     fi
     UOR_PORT=$(free_port)
-    log "starting upstash-on-redis on 127.0.0.1:$UOR_PORT (LATENCY_MS=$LATENCY_MS, WORKERS=$UOR_WORKERS)"
+    uor_tls=()
+    BACKEND_URL="http://127.0.0.1:$UOR_PORT"
+    if [[ $TLS == 1 ]]; then
+        need openssl openssl
+        # A throwaway CA and a localhost certificate; curl, python and the service trust it.
+        ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+        openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=bench CA" \
+            -keyout "$RESULTS/ca.key" -out "$RESULTS/ca.pem" 2>/dev/null
+        openssl req "${ec[@]}" -subj "/CN=localhost" \
+            -keyout "$RESULTS/server.key" -out "$RESULTS/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$RESULTS/ext"
+        openssl x509 -req -in "$RESULTS/server.csr" -CA "$RESULTS/ca.pem" -CAkey "$RESULTS/ca.key" \
+            -CAcreateserial -days 2 -extfile "$RESULTS/ext" -out "$RESULTS/server.pem" 2>/dev/null
+        export CURL_CA_BUNDLE="$RESULTS/ca.pem" SSL_CERT_FILE="$RESULTS/ca.pem"
+        uor_tls=(TLS_CERT="$RESULTS/server.pem" TLS_KEY="$RESULTS/server.key")
+        BACKEND_URL="https://localhost:$UOR_PORT"
+    fi
+    log "starting upstash-on-redis on $BACKEND_URL (LATENCY_MS=$LATENCY_MS, WORKERS=$UOR_WORKERS)"
     env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" BIND="127.0.0.1:$UOR_PORT" TOKEN="$UOR_TOKEN" \
-        LATENCY_MS="$LATENCY_MS" WORKERS="$UOR_WORKERS" FAULT=none \
+        LATENCY_MS="$LATENCY_MS" WORKERS="$UOR_WORKERS" FAULT=none ${uor_tls[@]+"${uor_tls[@]}"} \
         "$UOR_BIN" >"$RESULTS/upstash-on-redis.log" 2>&1 &
     UOR_PID=$!
     PIDS+=("$UOR_PID")
-    wait_http "http://127.0.0.1:$UOR_PORT/__stats" "$UOR_PID" upstash-on-redis
-    BACKEND_URL="http://127.0.0.1:$UOR_PORT"
+    wait_http "$BACKEND_URL/__stats" "$UOR_PID" upstash-on-redis
     BACKEND_TOKEN=$UOR_TOKEN
 fi
 if [[ -n $BACKEND_URL ]]; then
@@ -526,7 +552,7 @@ run_wrk() {
     for a in "$@"; do   # wrk options before the URL, script arguments (after --) behind it
         if [[ $seen == 1 ]]; then post+=("$a"); elif [[ $a == -- ]]; then seen=1; else pre+=("$a"); fi
     done
-    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency --timeout 5s "${pre[@]}" "http://127.0.0.1:$port$path" \
+    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency --timeout 5s "${pre[@]}" "${WRK_BASE:-http://127.0.0.1:$port}$path" \
         ${post[@]+-- "${post[@]}"} >"$out" 2>&1 \
         || log "wrk exited with an error (see $out)"
     t1=$(tree_ticks "$tpid")
@@ -652,7 +678,7 @@ scenarios() {
             CUR_LABEL="backend direct (GETEX)"; TARGET_LABEL=backend
             local saved_port=$BACKEND_PORT
             BACKEND_PORT=0
-            run_wrk "backend-direct-c$c" "$UOR_PID" "$UOR_PORT" "$c" GETEX / -s "$LUA_BACKEND" -- "session:${cookie%%.*}" "$BACKEND_TOKEN"
+            WRK_BASE=${BACKEND_URL%/} run_wrk "backend-direct-c$c" "$UOR_PID" "$UOR_PORT" "$c" GETEX / -s "$LUA_BACKEND" -- "session:${cookie%%.*}" "$BACKEND_TOKEN"
             BACKEND_PORT=$saved_port
             CUR_LABEL=$label; TARGET_LABEL=$label
         fi
@@ -677,6 +703,7 @@ svc_env=(HOST=127.0.0.1 PORT="$SVC_PORT" COOKIE_SECURE=false RUST_LOG=warn LOG_F
 [[ -n $SVC_WORKERS ]] && svc_env+=(WORKERS="$SVC_WORKERS")
 if [[ -n $BACKEND_URL ]]; then
     svc_env+=(UPSTASH_REDIS_REST_URL="$BACKEND_URL" UPSTASH_REDIS_REST_TOKEN="$BACKEND_TOKEN")
+    if [[ $TLS == 1 ]]; then svc_env+=(UPSTASH_CA_CERT="$RESULTS/ca.pem"); fi
 fi
 if [[ $MILLION == 1 ]]; then
     svc_env+=(SESSION_TTL_SECONDS=31536000 SESSION_ABSOLUTE_TTL_SECONDS=31536000)

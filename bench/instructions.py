@@ -14,13 +14,21 @@ The same binary, inputs and settings give the same counts to within a fraction o
 so a change of a few percent is a real change. Requests go one at a time, so on the Upstash
 backend each profile is one plain command (auto-pipelining needs concurrent requests).
 
-usage: bench/instructions.py [--local-upstash] [--floor] [-n N] [--scenarios LIST]
-                             [--env "K=V ..."] [--keep DIR] [--json FILE] [--no-build]
+With `--tls https` the service reaches upstash-on-redis over HTTPS (a throwaway CA and a
+`localhost` certificate made with openssl, trusted through UPSTASH_CA_CERT); `--tls both`
+runs the service twice in one invocation, over http and over https against the same
+redis-server, for a same-run comparison. Each run also reports the TLS handshakes the
+service made (`upstash_tls_handshakes_total` on /metrics, counted from start: the start-up
+PING and the worker's pool warm-up included).
+
+usage: bench/instructions.py [--local-upstash [--tls http|https|both]] [--floor] [-n N]
+                             [--scenarios LIST] [--env "K=V ..."] [--keep DIR] [--json FILE]
+                             [--no-build]
 Scenarios: profile, forged, login, logout, and patch (`PATCH /profile/` of a small
 merge patch on one session: on Upstash one EVALSHA each, the script loaded in the warm-up).
-Ports are free ones unless INSTR_PORT, INSTR_REDIS_PORT, INSTR_UPSTASH_PORT name them.
 Needs valgrind (apt-get install -y valgrind); --local-upstash also needs redis-server and
-../shared/tools/upstash-on-redis (built into /tmp/uor-target when missing).
+../shared/tools/upstash-on-redis (built into /tmp/uor-target when missing); --tls https|both
+needs openssl.
 """
 
 import argparse
@@ -30,6 +38,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,28 +56,61 @@ def log(msg):
     print(f"[instructions {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port(env=None):
-    """A free loopback port, or the one the environment variable `env` names."""
-    if env and os.environ.get(env):
-        return int(os.environ[env])
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_http(port, path, proc, name, timeout=120):
+def wait_http(port, path, proc, name, timeout=120, cafile=None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             sys.exit(f"{name} exited at start (code {proc.returncode})")
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            if cafile:
+                c = http.client.HTTPSConnection(
+                    "localhost", port, timeout=5,
+                    context=ssl.create_default_context(cafile=cafile))
+            else:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             c.request("GET", path)
             c.getresponse().read()
             return
         except OSError:
             time.sleep(0.3)
     sys.exit(f"{name} did not answer on port {port} within {timeout} s")
+
+
+def make_certificates(work):
+    """A throwaway CA and a `localhost` server certificate it signs, as PEM files in `work`."""
+    def openssl(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=bench CA",
+            "-keyout", f"{work}/ca.key", "-out", f"{work}/ca.pem")
+    openssl("req", *ec, "-subj", "/CN=localhost",
+            "-keyout", f"{work}/server.key", "-out", f"{work}/server.csr")
+    (work / "ext").write_text("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                              "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", f"{work}/server.csr", "-CA", f"{work}/ca.pem",
+            "-CAkey", f"{work}/ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", f"{work}/ext", "-out", f"{work}/server.pem")
+    return work / "ca.pem", work / "server.pem", work / "server.key"
+
+
+def metric(port, name):
+    """One unlabelled sample of the service's /metrics, or None."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    return None
 
 
 def ensure_tool(cmd, package):
@@ -139,6 +181,8 @@ def dump(pid, label, outdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--local-upstash", action="store_true", help="redis-server + upstash-on-redis")
+    ap.add_argument("--tls", choices=["http", "https", "both"], default="http",
+                    help="with --local-upstash: reach it over http, https, or both in one run")
     ap.add_argument("-n", type=int, default=1000, help="requests per scenario (default 1000)")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--no-build", action="store_true")
@@ -150,6 +194,8 @@ def main():
                     help="count examples/floor.rs instead (bare actix-web; profile only)")
     args = ap.parse_args()
 
+    if args.floor and args.tls != "http":
+        sys.exit("--floor runs over http only (examples/floor.rs trusts no private CA)")
     ensure_tool("valgrind", "valgrind")
     binary = ROOT / ("target/release/examples/floor" if args.floor else "target/release/upstash-sessions")
     if args.floor:
@@ -164,18 +210,18 @@ def main():
     procs = []
     work = Path(tempfile.mkdtemp(prefix="instructions-"))
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("UPSTASH_", "SESSION_", "FLOOR_"))}
+           if not k.startswith(("UPSTASH_", "SESSION_", "FLOOR_")) and k != "SSL_CERT_FILE"}
     env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1")
-    backend = "memory"
+    # (label, settings) of each service run.
+    runs = [("memory", {})]
     try:
         if args.local_upstash:
-            backend = "upstash-on-redis"
             uor_dir = SHARED / "tools/upstash-on-redis"
             if not uor_dir.is_dir():
                 log(f"skipped: --local-upstash needs {uor_dir}")
                 return
             ensure_tool("redis-server", "redis-server")
-            rport = free_port("INSTR_REDIS_PORT")
+            rport = free_port()
             procs.append(subprocess.Popen(
                 ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"], stdout=subprocess.DEVNULL))
@@ -186,110 +232,55 @@ def main():
                                 str(uor_dir / "Cargo.toml")], check=True,
                                env={**os.environ, "CARGO_TARGET_DIR": "/tmp/uor-target"})
                 uor = Path("/tmp/uor-target/release/upstash-on-redis")
-            uport = free_port("INSTR_UPSTASH_PORT")
             time.sleep(0.5)
-            p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL, env={
-                **os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}",
-                "BIND": f"127.0.0.1:{uport}", "TOKEN": "bench-token", "LATENCY_MS": "0",
-                "FAULT": "none"})
-            procs.append(p)
-            wait_http(uport, "/__stats", p, "upstash-on-redis")
-            env.update(UPSTASH_REDIS_REST_URL=f"http://127.0.0.1:{uport}",
-                       UPSTASH_REDIS_REST_TOKEN="bench-token")
-            if args.floor:
-                env.update(FLOOR_UPSTREAM_URL=f"http://127.0.0.1:{uport}",
-                           FLOOR_UPSTREAM_TOKEN="bench-token")
+            runs = []
+            schemes = ["http", "https"] if args.tls == "both" else [args.tls]
+            if "https" in schemes:
+                ensure_tool("openssl", "openssl")
+                ca, cert, key = make_certificates(work)
+            for scheme in schemes:
+                uport = free_port()
+                uenv = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}",
+                        "BIND": f"127.0.0.1:{uport}", "TOKEN": "bench-token", "LATENCY_MS": "0",
+                        "FAULT": "none"}
+                if scheme == "https":
+                    uenv.update(TLS_CERT=str(cert), TLS_KEY=str(key))
+                p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=uenv)
+                procs.append(p)
+                wait_http(uport, "/__stats", p, "upstash-on-redis",
+                          cafile=str(ca) if scheme == "https" else None)
+                host = "localhost" if scheme == "https" else "127.0.0.1"
+                settings = {"UPSTASH_REDIS_REST_URL": f"{scheme}://{host}:{uport}",
+                            "UPSTASH_REDIS_REST_TOKEN": "bench-token"}
+                if scheme == "https":
+                    settings["UPSTASH_CA_CERT"] = str(ca)
+                if args.floor:
+                    settings.update(FLOOR_UPSTREAM_URL=f"{scheme}://{host}:{uport}",
+                                    FLOOR_UPSTREAM_TOKEN="bench-token")
+                label = "upstash-on-redis" + (f" ({scheme})" if args.tls != "http" else "")
+                runs.append((label, settings))
         for kv in filter(None, args.env.split()):
             k, _, v = kv.partition("=")
             env[k] = v
 
-        port = free_port("INSTR_PORT")
-        env["PORT"] = str(port)
-        if args.floor:
-            backend = f"floor, {'one reqwest GETEX' if args.local_upstash else 'constant answer'}"
-        log(f"starting {binary.name} under callgrind ({backend})")
-        svc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
-             f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)],
-            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "valgrind.log", "w"))
-        procs.append(svc)
-        wait_http(port, "/healthz", svc, "the service")
-
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-        def req(method, path, body=None, cookie=None, content_type="application/json"):
-            headers = {}
-            if body is not None:
-                headers["Content-Type"] = content_type
-            if cookie:
-                headers["Cookie"] = f"session_id={cookie}"
-            conn.request(method, path, body=body, headers=headers)
-            r = conn.getresponse()
-            r.read()
-            return r
-
-        def login(name):
-            r = req("POST", "/login/", json.dumps({"username": name}))
-            m = re.search(r"session_id=([^;]+)", r.getheader("Set-Cookie") or "")
-            if r.status != 200 or not m:
-                sys.exit(f"login failed: {r.status}")
-            return m.group(1)
-
-        cookie = login("bench")
-        forged = f"{uuid.uuid4()}.{'A' * 43}"
-        counter = iter(range(10**9))
-        logout_cookies = []
-
-        def run(name, i):
-            if name == "profile":
-                return req("GET", "/profile/", cookie=cookie).status == 200
-            if name == "forged":
-                return req("GET", "/profile/", cookie=forged).status == 404
-            if name == "login":
-                return req("POST", "/login/", json.dumps({"username": f"user{next(counter)}"})).status == 200
-            if name == "logout":
-                return req("POST", "/logout/", cookie=logout_cookies.pop()).status == 200
-            if name == "patch":
-                body = json.dumps({"cart": {"apple": i % 10, "pear": None}, "n": i})
-                return req("PATCH", "/profile/", body, cookie=cookie,
-                           content_type="application/merge-patch+json").status == 200
-            raise SystemExit(f"unknown scenario {name}")
-
         rows = []
-        for name in args.scenarios.split(","):
-            for i in range(args.warmup):
-                if name == "logout":
-                    logout_cookies.append(login(f"warm{i}"))
-                run(name, i)
-            if name == "logout":  # the sessions to end, made before counting starts
-                logout_cookies = [login(f"out{i}") for i in range(args.n)]
-            time.sleep(0.5)
-            control(svc.pid, "--zero")
-            ok = sum(bool(run(name, i)) for i in range(args.n))
-            if ok != args.n:
-                sys.exit(f"{name}: {args.n - ok} of {args.n} requests had the wrong status")
-            out = dump(svc.pid, name, work)
-            total, allocs = parse_dump(out)
-            if total is None:
-                sys.exit(f"{out} has no totals line: is it a callgrind dump?")
-            if args.keep:
-                Path(args.keep).mkdir(parents=True, exist_ok=True)
-                shutil.copy(out, Path(args.keep) / f"callgrind.{backend}.{name}")
-            row = {"backend": backend, "scenario": name, "requests": args.n,
-                   "instructions_per_request": round(total / args.n),
-                   "allocations_per_request": round(allocs / args.n, 1)}
-            rows.append(row)
-            log(json.dumps(row))
+        for backend, settings in runs:
+            if args.floor:
+                backend = f"floor, {'one reqwest GETEX' if args.local_upstash else 'constant answer'}"
+            rows += measure(args, binary, {**env, **settings}, backend, work, procs)
 
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
-        what = backend if args.floor else f"{backend} store"
+        what = ", ".join(label for label, _ in runs)
         print(f"\n## instructions per request ({what}, commit {commit}, "
               f"{args.n} sequential requests per scenario on one keep-alive connection)\n")
-        print("| scenario | instructions/request | heap allocations/request |")
-        print("|---|---:|---:|")
+        print("| backend | scenario | instructions/request | heap allocations/request | TLS handshakes (whole run) |")
+        print("|---|---|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['scenario']} | {r['instructions_per_request']:,} | {r['allocations_per_request']} |")
+            hs = r.get("tls_handshakes")
+            print(f"| {r['backend']} | {r['scenario']} | {r['instructions_per_request']:,} | "
+                  f"{r['allocations_per_request']} | {'-' if hs is None else hs} |")
         if args.json:
             Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
     finally:
@@ -301,6 +292,94 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args, binary, env, backend, work, procs):
+    """Starts the service under callgrind with `env` and counts each scenario; stops it."""
+    port = free_port()
+    env = {**env, "PORT": str(port)}
+    log(f"starting {binary.name} under callgrind ({backend})")
+    svc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+         f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)],
+        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / f"valgrind.{port}.log", "w"))
+    procs.append(svc)
+    wait_http(port, "/healthz", svc, "the service")
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def req(method, path, body=None, cookie=None, content_type="application/json"):
+        headers = {}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        if cookie:
+            headers["Cookie"] = f"session_id={cookie}"
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r
+
+    def login(name):
+        r = req("POST", "/login/", json.dumps({"username": name}))
+        m = re.search(r"session_id=([^;]+)", r.getheader("Set-Cookie") or "")
+        if r.status != 200 or not m:
+            sys.exit(f"login failed: {r.status}")
+        return m.group(1)
+
+    cookie = login("bench")
+    forged = f"{uuid.uuid4()}.{'A' * 43}"
+    counter = iter(range(10**9))
+    logout_cookies = []
+
+    def run(name, i):
+        if name == "profile":
+            return req("GET", "/profile/", cookie=cookie).status == 200
+        if name == "forged":
+            return req("GET", "/profile/", cookie=forged).status == 404
+        if name == "login":
+            return req("POST", "/login/", json.dumps({"username": f"user{next(counter)}"})).status == 200
+        if name == "logout":
+            return req("POST", "/logout/", cookie=logout_cookies.pop()).status == 200
+        if name == "patch":
+            body = json.dumps({"cart": {"apple": i % 10, "pear": None}, "n": i})
+            return req("PATCH", "/profile/", body, cookie=cookie,
+                       content_type="application/merge-patch+json").status == 200
+        raise SystemExit(f"unknown scenario {name}")
+
+    rows = []
+    for name in args.scenarios.split(","):
+        for i in range(args.warmup):
+            if name == "logout":
+                logout_cookies.append(login(f"warm{i}"))
+            run(name, i)
+        if name == "logout":  # the sessions to end, made before counting starts
+            logout_cookies = [login(f"out{i}") for i in range(args.n)]
+        time.sleep(0.5)
+        control(svc.pid, "--zero")
+        ok = sum(bool(run(name, i)) for i in range(args.n))
+        if ok != args.n:
+            sys.exit(f"{name}: {args.n - ok} of {args.n} requests had the wrong status")
+        out = dump(svc.pid, name, work)
+        total, allocs = parse_dump(out)
+        if total is None:
+            sys.exit(f"{out} has no totals line: is it a callgrind dump?")
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(out, Path(args.keep) / f"callgrind.{backend}.{name}")
+        row = {"backend": backend, "scenario": name, "requests": args.n,
+               "instructions_per_request": round(total / args.n),
+               "allocations_per_request": round(allocs / args.n, 1)}
+        rows.append(row)
+        log(json.dumps(row))
+    handshakes = None if args.floor else metric(port, "upstash_tls_handshakes_total")
+    for row in rows:
+        row["tls_handshakes"] = handshakes
+    svc.terminate()
+    try:
+        svc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        svc.kill()
+    return rows
 
 
 if __name__ == "__main__":

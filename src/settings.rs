@@ -5,6 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use actix_web::cookie::SameSite;
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Every variable the service reads, for docs and `.env.example` checks.
@@ -13,6 +14,10 @@ pub const VARIABLES: &[&str] = &[
     "UPSTASH_REDIS_REST_TOKEN",
     "UPSTASH_TIMEOUT_MS",
     "UPSTASH_AUTO_PIPELINE",
+    "UPSTASH_CA_CERT",
+    "SSL_CERT_FILE",
+    "UPSTASH_ALLOW_INSECURE_HTTP",
+    "UPSTASH_WARM_POOL",
     "HOST",
     "PORT",
     "SESSION_TTL_SECONDS",
@@ -46,6 +51,14 @@ pub struct Settings {
     pub upstash_timeout: Duration,
     /// Whether concurrent session reads share `/pipeline` requests.
     pub upstash_auto_pipeline: bool,
+    /// Certificates trusted for the Upstash endpoint besides the public roots
+    /// (`UPSTASH_CA_CERT`, `SSL_CERT_FILE`); read only when Upstash is configured.
+    pub upstash_extra_roots: Vec<CertificateDer<'static>>,
+    /// Whether each worker opens its Upstash connection at start rather than on its first
+    /// request (`UPSTASH_WARM_POOL`). Off by default: a request that arrives as the process
+    /// starts (serverless) then races the warm-up and is slower; on, it saves the first
+    /// request the connect where the platform waits for readiness first.
+    pub upstash_warm_pool: bool,
     pub session: SessionSettings,
     pub cookie: CookieSettings,
     /// HTTP worker threads; `None`: one per CPU core.
@@ -118,6 +131,13 @@ pub enum SettingsError {
         var: &'static str,
         expected: &'static str,
     },
+    /// A certificate file that cannot be used; paths are not secret, so they are shown.
+    #[error("{var}={path:?}: {problem}")]
+    CertFile {
+        var: &'static str,
+        path: String,
+        problem: String,
+    },
 }
 
 impl Default for Settings {
@@ -129,6 +149,8 @@ impl Default for Settings {
             upstash: None,
             upstash_timeout: Duration::from_millis(3000),
             upstash_auto_pipeline: true,
+            upstash_extra_roots: Vec::new(),
+            upstash_warm_pool: false,
             session: SessionSettings {
                 idle_ttl: Duration::from_secs(900),
                 absolute_ttl: Duration::from_secs(43_200),
@@ -237,10 +259,30 @@ impl Settings {
                     present: "UPSTASH_REDIS_REST_TOKEN",
                 })
             }
-            (Some(url), Some(token)) => Some(UpstashSettings {
-                url: parse_url(&url)?,
-                token: parse_token(token)?,
-            }),
+            (Some(url), Some(token)) => {
+                let allow_http = match get("UPSTASH_ALLOW_INSECURE_HTTP") {
+                    None => false,
+                    Some(v) => parse_bool("UPSTASH_ALLOW_INSECURE_HTTP", &v)?,
+                };
+                Some(UpstashSettings {
+                    url: parse_url(&url, allow_http)?,
+                    token: parse_token(token)?,
+                })
+            }
+        };
+        // Certificate files matter only to the Upstash client: an `SSL_CERT_FILE` set for
+        // other programs does not stop the memory-store service.
+        let mut upstash_extra_roots = Vec::new();
+        if upstash.is_some() {
+            for var in ["UPSTASH_CA_CERT", "SSL_CERT_FILE"] {
+                if let Some(path) = get(var) {
+                    upstash_extra_roots.extend(read_certificates(var, &path)?);
+                }
+            }
+        }
+        let upstash_warm_pool = match get("UPSTASH_WARM_POOL") {
+            None => defaults.upstash_warm_pool,
+            Some(v) => parse_bool("UPSTASH_WARM_POOL", &v)?,
         };
 
         let secret = get("SESSION_SECRET")
@@ -289,6 +331,8 @@ impl Settings {
         Ok(Settings {
             metrics,
             upstash_auto_pipeline,
+            upstash_extra_roots,
+            upstash_warm_pool,
             host: get("HOST").unwrap_or(defaults.host),
             port: parse_int(
                 "PORT",
@@ -429,22 +473,115 @@ fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError> {
     }
 }
 
-fn parse_url(value: &str) -> Result<reqwest::Url, SettingsError> {
-    let invalid = || SettingsError::Invalid {
-        var: "UPSTASH_REDIS_REST_URL",
-        value: value.to_owned(),
-        expected: "an http:// or https:// URL such as https://eu1-example-12345.upstash.io",
+const URL_VAR: &str = "UPSTASH_REDIS_REST_URL";
+
+fn parse_url(value: &str, allow_http: bool) -> Result<reqwest::Url, SettingsError> {
+    // The value may carry a secret (`?_token=...`, `user:password@`): every message shows it
+    // redacted.
+    let invalid = |expected: &'static str| SettingsError::Invalid {
+        var: URL_VAR,
+        value: redact_url(value.trim()),
+        expected,
     };
-    let url = reqwest::Url::parse(value.trim()).map_err(|_| invalid())?;
-    let has_credentials = !url.username().is_empty() || url.password().is_some();
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none()
-        || has_credentials
-        || url.query().is_some()
-    {
-        return Err(invalid());
+    let url = reqwest::Url::parse(value.trim())
+        .map_err(|_| invalid("an https:// URL such as https://eu1-example-12345.upstash.io"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            "an https:// URL such as https://eu1-example-12345.upstash.io",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "no user:password@ in the URL; the token goes in UPSTASH_REDIS_REST_TOKEN",
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid(
+            "no ?query in the URL; the token goes in UPSTASH_REDIS_REST_TOKEN",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid(
+            "no #fragment in the URL: the /pipeline and /multi-exec paths would fall into it",
+        ));
+    }
+    if url.scheme() == "http" && !allow_http && !is_loopback(&url) {
+        return Err(invalid(
+            "https:// (the token travels in every request; http:// is allowed for loopback \
+             hosts, or anywhere with UPSTASH_ALLOW_INSECURE_HTTP=true)",
+        ));
     }
     Ok(url)
+}
+
+/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
+}
+
+/// `value` with anything that may be a secret replaced by `***`: user information, the
+/// query and the fragment. Works on text that is not a valid URL too.
+pub fn redact_url(value: &str) -> String {
+    let (head, tail) = match value.find(['?', '#']) {
+        Some(at) => (&value[..at], Some(&value[at..at + 1])),
+        None => (value, None),
+    };
+    let authority_start = head.find("://").map_or(0, |i| i + 3);
+    let authority_end = head[authority_start..]
+        .find('/')
+        .map_or(head.len(), |i| authority_start + i);
+    let mut out = String::with_capacity(value.len());
+    match head[authority_start..authority_end].rfind('@') {
+        Some(at) => {
+            out.push_str(&head[..authority_start]);
+            out.push_str("***");
+            out.push_str(&head[authority_start + at..]);
+        }
+        None => out.push_str(head),
+    }
+    if let Some(mark) = tail {
+        out.push_str(mark);
+        out.push_str("***");
+    }
+    out
+}
+
+/// The certificates of the PEM file `path`, each checked to be usable as a trust anchor.
+fn read_certificates(
+    var: &'static str,
+    path: &str,
+) -> Result<Vec<CertificateDer<'static>>, SettingsError> {
+    let fail = |problem: String| SettingsError::CertFile {
+        var,
+        path: path.to_owned(),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let certificates = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("not a PEM file: {e}")))?;
+    if certificates.is_empty() {
+        return Err(fail(
+            "holds no certificate (expected PEM blocks: -----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for (n, certificate) in certificates.iter().enumerate() {
+        store
+            .add(certificate.clone())
+            .map_err(|e| fail(format!("certificate {} is not usable: {e}", n + 1)))?;
+    }
+    Ok(certificates)
 }
 
 fn parse_token(value: String) -> Result<SecretString, SettingsError> {
@@ -637,5 +774,161 @@ mod tests {
         let up = s.upstash.unwrap();
         assert_eq!(up.token(), "tok");
         assert!(!format!("{up:?}").contains("tok\""));
+    }
+
+    fn with_url(url: &str, extra: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let mut pairs = vec![
+            ("UPSTASH_REDIS_REST_URL", url),
+            ("UPSTASH_REDIS_REST_TOKEN", "tok"),
+        ];
+        pairs.extend_from_slice(extra);
+        from(&pairs)
+    }
+
+    #[test]
+    fn a_rejected_url_is_shown_without_its_query_or_credentials() {
+        for (url, secret) in [
+            (
+                "https://eu1-x.upstash.io/?_token=AXsecret123",
+                "AXsecret123",
+            ),
+            ("https://user:AXsecret123@eu1-x.upstash.io", "AXsecret123"),
+            ("https://AXsecret123@eu1-x.upstash.io/", "AXsecret123"),
+            (
+                "redis://default:AXsecret123@eu1-x.upstash.io:6379",
+                "AXsecret123",
+            ),
+            ("not a url?_token=AXsecret123", "AXsecret123"),
+            ("https://eu1-x.upstash.io/#AXsecret123", "AXsecret123"),
+        ] {
+            let err = with_url(url, &[]).unwrap_err().to_string();
+            assert!(err.starts_with("UPSTASH_REDIS_REST_URL="), "{err}");
+            assert!(!err.contains(secret), "{err}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_what_locates_the_server() {
+        assert_eq!(
+            redact_url("https://u:p@eu1-x.upstash.io:443/db?_token=t#f"),
+            "https://***@eu1-x.upstash.io:443/db?***"
+        );
+        assert_eq!(
+            redact_url("https://eu1-x.upstash.io"),
+            "https://eu1-x.upstash.io"
+        );
+    }
+
+    #[test]
+    fn a_url_with_a_fragment_or_query_stops_the_service_naming_the_variable() {
+        for url in [
+            "https://eu1-x.upstash.io/#x",
+            "https://eu1-x.upstash.io/#",
+            "https://eu1-x.upstash.io/?",
+            "https://eu1-x.upstash.io/?a=b",
+        ] {
+            let err = with_url(url, &[]).unwrap_err().to_string();
+            assert!(err.starts_with("UPSTASH_REDIS_REST_URL="), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_explicitly_allowed() {
+        let err = with_url("http://redis-proxy.internal:8080", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UPSTASH_REDIS_REST_URL"), "{err}");
+        assert!(err.contains("UPSTASH_ALLOW_INSECURE_HTTP=true"), "{err}");
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(with_url(url, &[]).is_ok(), "{url}");
+        }
+        let allowed = with_url(
+            "http://redis-proxy.internal:8080",
+            &[("UPSTASH_ALLOW_INSECURE_HTTP", "true")],
+        );
+        assert!(allowed.is_ok());
+        assert!(with_url("https://eu1-x.upstash.io", &[]).is_ok());
+    }
+
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("upstash-sessions-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn test_ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_stops_the_service_naming_the_variable() {
+        let empty = temp_file("empty.pem", b"no certificate here\n");
+        for var in ["UPSTASH_CA_CERT", "SSL_CERT_FILE"] {
+            for path in ["/nonexistent/ca.pem", empty.to_str().unwrap()] {
+                let err = with_url("https://eu1-x.upstash.io", &[(var, path)])
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.starts_with(&format!("{var}=\"{path}\": ")), "{err}");
+                assert!(!err.contains('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn ca_files_add_their_certificates_only_when_upstash_is_used() {
+        let one = temp_file("one.pem", test_ca_pem().as_bytes());
+        let two = temp_file("two.pem", (test_ca_pem() + &test_ca_pem()).as_bytes());
+        let s = with_url(
+            "https://eu1-x.upstash.io",
+            &[
+                ("UPSTASH_CA_CERT", one.to_str().unwrap()),
+                ("SSL_CERT_FILE", two.to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.upstash_extra_roots.len(), 3);
+        let memory = from(&[("SSL_CERT_FILE", "/nonexistent/ca.pem")]).unwrap();
+        assert!(memory.upstash_extra_roots.is_empty());
+    }
+
+    #[test]
+    fn a_pem_block_that_is_not_a_certificate_is_refused() {
+        let bad = temp_file(
+            "bad.pem",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        let err = with_url(
+            "https://eu1-x.upstash.io",
+            &[("UPSTASH_CA_CERT", bad.to_str().unwrap())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("UPSTASH_CA_CERT="), "{err}");
+    }
+
+    #[test]
+    fn the_platform_ca_bundle_is_accepted_as_ssl_cert_file() {
+        // Containers often set SSL_CERT_FILE to the distribution's bundle: every one of its
+        // certificates must load, or the service would not start. (Debian/Ubuntu path.)
+        let bundle = "/etc/ssl/certs/ca-certificates.crt";
+        let Ok(text) = std::fs::read_to_string(bundle) else {
+            eprintln!("{bundle} not present: nothing to check");
+            return;
+        };
+        let expected = text.matches("-----BEGIN CERTIFICATE-----").count();
+        let s = with_url("https://eu1-x.upstash.io", &[("SSL_CERT_FILE", bundle)]).unwrap();
+        assert_eq!(s.upstash_extra_roots.len(), expected);
     }
 }

@@ -110,6 +110,13 @@ pub async fn session_manager(
                     .max_per_user
                     .saturating_mul(REPLY_BYTES_PER_SESSION),
             );
+            config.extra_roots = settings.upstash_extra_roots.clone();
+            if upstash.url.scheme() == "http" && !crate::settings::is_loopback(&upstash.url) {
+                tracing::warn!(
+                    upstash_host = upstash.url.host_str().unwrap_or("?"),
+                    "UPSTASH_ALLOW_INSECURE_HTTP=true: the Upstash token is sent in clear text"
+                );
+            }
             let mut client = UpstashClient::new(config).map_err(StartupError::Client)?;
             if let Some(metrics) = metrics {
                 client = client.with_metrics(metrics.upstash.clone());
@@ -197,7 +204,14 @@ async fn check_upstash(client: &UpstashClient, host: &str) -> Result<(), Startup
         }
         Err(UpstashError::Unauthorized(message)) => Err(StartupError::TokenRejected(message)),
         Err(error) => {
-            tracing::warn!(upstash_host = host, error = %error, "Upstash did not answer PING at start; starting anyway");
+            let mut cause = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(next) = source {
+                cause.push_str(": ");
+                cause.push_str(&next.to_string());
+                source = next.source();
+            }
+            tracing::warn!(upstash_host = host, error = %cause, "Upstash did not answer PING at start; starting anyway");
             Ok(())
         }
     }
@@ -219,7 +233,18 @@ pub fn serve(
     let metrics = web::Data::new(metrics);
     let openapi = ApiDoc::openapi();
     let metrics_on = settings.metrics;
+    let warm = settings.upstash_warm_pool && settings.upstash.is_some();
     let mut server = HttpServer::new(move || {
+        if warm {
+            // Each worker has its own connection pool: open it now (one PING), so the
+            // worker's first request does not pay the TCP and TLS handshakes.
+            let sessions = sessions.clone();
+            actix_web::rt::spawn(async move {
+                if let Err(error) = sessions.ping().await {
+                    tracing::debug!(error = %error, "connection pool warm-up failed");
+                }
+            });
+        }
         App::new()
             .wrap(routes::default_headers())
             .wrap(Condition::new(

@@ -8,7 +8,10 @@
 //! sync token, metrics, configuration) is shared.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -18,6 +21,7 @@ use reqwest::{
     header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
     StatusCode, Url,
 };
+use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
 use super::{
@@ -50,6 +54,8 @@ pub struct ClientConfig {
     /// Largest reply body read, in bytes; a larger one fails the call (not retried) before
     /// it is buffered whole.
     pub max_reply_bytes: usize,
+    /// Certificates trusted besides the public roots (a private CA, e.g. `UPSTASH_CA_CERT`).
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// Default of [`ClientConfig::max_reply_bytes`]: 8 MiB, four times a listing of 100 sessions
@@ -64,6 +70,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("timeout", &self.timeout)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_attempts", &self.max_attempts)
+            .field("extra_roots", &self.extra_roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +87,7 @@ impl ClientConfig {
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -98,6 +106,11 @@ pub enum RetryPolicy {
 pub struct UpstashClient {
     /// One connection pool per thread (see the module docs).
     pools: ThreadLocal<reqwest::Client>,
+    /// The TLS settings every pool is built with: built once, so the roots are parsed once
+    /// and the pools share one TLS session cache (a new connection of one thread may resume
+    /// a session another thread opened).
+    tls: rustls::ClientConfig,
+    handshakes: Arc<HandshakeCounter>,
     pub(super) root: Url,
     pub(super) pipeline: Url,
     multi_exec: Url,
@@ -122,9 +135,11 @@ impl UpstashClient {
     /// Builds the client; fails only when the TLS backend cannot start or the token cannot be
     /// a header.
     pub fn new(config: ClientConfig) -> Result<Self, UpstashError> {
+        let handshakes = Arc::new(HandshakeCounter::default());
+        let tls = tls_config(&config.extra_roots, handshakes.clone())?;
         let pools = ThreadLocal::new();
         // Build this thread's pool now, so a TLS set-up failure shows at start.
-        pools.get_or_try(|| http_client(&config))?;
+        pools.get_or_try(|| http_client(&config, &tls))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token))
             .map_err(|_| UpstashError::Protocol("the token is not a valid header value".into()))?;
         auth.set_sensitive(true);
@@ -135,6 +150,8 @@ impl UpstashClient {
         };
         Ok(Self {
             pools,
+            tls,
+            handshakes,
             root: parse("")?,
             pipeline: parse("pipeline")?,
             multi_exec: parse("multi-exec")?,
@@ -148,8 +165,16 @@ impl UpstashClient {
 
     /// Records latency, errors and retries on `metrics`.
     pub fn with_metrics(mut self, metrics: UpstashMetrics) -> Self {
+        metrics.tls_handshakes.inc_by(self.tls_handshakes());
+        let _ = self.handshakes.metric.set(metrics.tls_handshakes.clone());
         self.metrics = Some(metrics);
         self
+    }
+
+    /// TLS handshakes completed so far, over all of this client's pools: one per new
+    /// connection (resumed or full), none for a request on a kept-alive connection.
+    pub fn tls_handshakes(&self) -> u64 {
+        self.handshakes.count.load(Ordering::Relaxed)
     }
 
     /// The configured per-call budget.
@@ -260,7 +285,7 @@ impl UpstashClient {
 
     /// One HTTP exchange.
     async fn attempt(&self, url: &Url, body: Bytes) -> Result<Bytes, UpstashError> {
-        let http = self.pools.get_or_try(|| http_client(&self.config))?;
+        let http = self.pool()?;
         let mut request = http
             .post(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
@@ -311,6 +336,12 @@ impl UpstashClient {
         })
     }
 
+    /// This thread's connection pool.
+    fn pool(&self) -> Result<&reqwest::Client, UpstashError> {
+        self.pools
+            .get_or_try(|| http_client(&self.config, &self.tls))
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .config
@@ -338,14 +369,21 @@ impl UpstashClient {
 }
 
 /// One connection pool: keep-alive, no redirects (the REST API never redirects, and the
-/// redirect policy costs a URL parse per request), a connect timeout. Each attempt's timeout
-/// is applied around the whole exchange in `call`, body included.
-fn http_client(config: &ClientConfig) -> Result<reqwest::Client, UpstashError> {
+/// redirect policy costs a URL parse per request), a connect timeout (TCP and TLS handshake
+/// together). Each attempt's timeout is applied around the whole exchange in `call`, body
+/// included.
+///
+/// A connection the server closes while idle leaves the pool as soon as its close arrives
+/// (the pool's connection task sees it on this thread's runtime); see `POOL_IDLE_TIMEOUT`.
+fn http_client(
+    config: &ClientConfig,
+    tls: &rustls::ClientConfig,
+) -> Result<reqwest::Client, UpstashError> {
     reqwest::Client::builder()
-        .use_rustls_tls()
+        .use_preconfigured_tls(tls.clone())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
-        .pool_idle_timeout(Duration::from_secs(55))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
         .build()
@@ -385,6 +423,68 @@ async fn read_bounded(
     Ok(body.freeze())
 }
 
+/// How long an idle pooled connection is kept: below the 60 s idle timeout common to load
+/// balancers, so the pool rarely offers a connection the server is about to close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
+
+/// TLS for the REST endpoint: the public web PKI roots (Mozilla's, compiled in, so a
+/// container without a CA bundle works) plus `extra_roots`; ALPN offers HTTP/2 then
+/// HTTP/1.1; TLS 1.2 and 1.3 with rustls' safe defaults and session resumption.
+fn tls_config(
+    extra_roots: &[CertificateDer<'static>],
+    handshakes: Arc<HandshakeCounter>,
+) -> Result<rustls::ClientConfig, UpstashError> {
+    let roots = root_store(extra_roots)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstashError::Protocol(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.key_log = handshakes;
+    Ok(tls)
+}
+
+/// The public roots, plus `extra_roots`.
+fn root_store(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<rustls::RootCertStore, UpstashError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in extra_roots {
+        roots.add(certificate.clone()).map_err(|e| {
+            UpstashError::Protocol(format!("a trusted certificate is not usable: {e}"))
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Counts completed TLS handshakes. rustls reports each handshake to the configured
+/// [`rustls::KeyLog`] by the names of the secrets it derives; this one asks only for the
+/// name of the secret every completed handshake derives last (TLS 1.3's client application
+/// secret, TLS 1.2's master secret) and keeps nothing but the count.
+#[derive(Debug, Default)]
+struct HandshakeCounter {
+    count: AtomicU64,
+    metric: OnceLock<prometheus::IntCounter>,
+}
+
+impl rustls::KeyLog for HandshakeCounter {
+    fn will_log(&self, label: &str) -> bool {
+        label == "CLIENT_TRAFFIC_SECRET_0" || label == "CLIENT_RANDOM"
+    }
+
+    fn log(&self, label: &str, _client_random: &[u8], _secret: &[u8]) {
+        if self.will_log(label) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            if let Some(metric) = self.metric.get() {
+                metric.inc();
+            }
+        }
+    }
+}
+
 /// A failure found with no budget left to retry is reported as the timeout it amounts to
 /// only when the deadline is really spent; otherwise the cause itself is kept.
 fn finalize(error: UpstashError, deadline: Instant, timeout: Duration) -> UpstashError {
@@ -411,5 +511,22 @@ pub(super) fn check_len(
             "expected {expected} results, got {}",
             items.len()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_ca_is_added_to_the_public_roots_not_put_in_their_place() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap().der().clone();
+        let public = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert!(public > 100);
+        assert_eq!(root_store(&[]).unwrap().len(), public);
+        assert_eq!(root_store(&[ca]).unwrap().len(), public + 1);
     }
 }

@@ -1,7 +1,7 @@
 //! Optional Prometheus instruments for the client: request latency by endpoint, errors and
-//! retries by kind.
+//! retries by kind, TLS handshakes.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// The client's instruments; register once, share with [`super::UpstashClient::with_metrics`].
 #[derive(Debug, Clone)]
@@ -9,6 +9,7 @@ pub struct UpstashMetrics {
     pub(crate) duration: HistogramVec,
     pub(crate) errors: IntCounterVec,
     pub(crate) retries: IntCounterVec,
+    pub(crate) tls_handshakes: IntCounter,
 }
 
 impl UpstashMetrics {
@@ -35,6 +36,11 @@ impl UpstashMetrics {
             ),
             &["kind"],
         )?;
+        let tls_handshakes = IntCounter::new(
+            "upstash_tls_handshakes_total",
+            "TLS handshakes with Upstash: one per new connection, none per pooled request.",
+        )?;
+        registry.register(Box::new(tls_handshakes.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(retries.clone()))?;
@@ -42,6 +48,7 @@ impl UpstashMetrics {
             duration,
             errors,
             retries,
+            tls_handshakes,
         })
     }
 }

@@ -44,6 +44,8 @@ pub fn test_settings(upstash_uri: Option<String>) -> Settings {
         port: 0,
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
+        // Tests count Upstash requests from start: no warm-up PING racing the count.
+        upstash_warm_pool: false,
         ..Settings::default()
     };
     if let Some(uri) = upstash_uri {

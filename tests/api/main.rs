@@ -14,4 +14,6 @@ mod failures;
 mod security;
 mod sessions;
 mod store_suite;
+mod tls;
+mod tls_front;
 mod upstash_client;
