@@ -234,11 +234,15 @@ impl UpstashClient {
         let start = Instant::now();
         let deadline = start + self.config.timeout;
         let mut attempt: u32 = 0;
+        // The latest failure that says more than "no answer in time" (a refused connection,
+        // a handshake that timed out, a 5xx): reported instead of a bare timeout when the
+        // budget runs out, so the log names the cause.
+        let mut cause: Option<UpstashError> = None;
         loop {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(UpstashError::Timeout(self.config.timeout));
+                return Err(cause.unwrap_or(UpstashError::Timeout(self.config.timeout)));
             }
             let budget = remaining.min(self.config.attempt_timeout);
             let sent = Instant::now();
@@ -264,11 +268,11 @@ impl UpstashClient {
                 && error.is_retryable()
                 && attempt < self.config.max_attempts;
             if !may_retry {
-                return Err(finalize(error, deadline, self.config.timeout));
+                return Err(finalize(error, cause, deadline, self.config.timeout));
             }
             let delay = error.retry_after().unwrap_or_else(|| self.backoff(attempt));
             if Instant::now() + delay >= deadline {
-                return Err(finalize(error, deadline, self.config.timeout));
+                return Err(finalize(error, cause, deadline, self.config.timeout));
             }
             tracing::debug!(
                 attempt,
@@ -278,6 +282,9 @@ impl UpstashClient {
             );
             if let Some(metrics) = &self.metrics {
                 metrics.retries.with_label_values(&[error.kind()]).inc();
+            }
+            if !matches!(error, UpstashError::Timeout(_)) {
+                cause = Some(error);
             }
             tokio::time::sleep(delay).await;
         }
@@ -382,7 +389,9 @@ fn http_client(
     reqwest::Client::builder()
         .use_preconfigured_tls(tls.clone())
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.attempt_timeout.min(Duration::from_secs(2)))
+        // Shorter than an attempt's budget, so a connection or TLS handshake that never
+        // completes fails as itself (and is logged so) rather than as a bare attempt timeout.
+        .connect_timeout((config.attempt_timeout * 9 / 10).min(Duration::from_secs(2)))
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
@@ -487,10 +496,21 @@ impl rustls::KeyLog for HandshakeCounter {
 
 /// A failure found with no budget left to retry is reported as the timeout it amounts to
 /// only when the deadline is really spent; otherwise the cause itself is kept.
-fn finalize(error: UpstashError, deadline: Instant, timeout: Duration) -> UpstashError {
-    match error {
-        UpstashError::Timeout(_) if Instant::now() >= deadline => UpstashError::Timeout(timeout),
-        other => other,
+///
+/// A last attempt cut short by the deadline says less than the failure before it (`cause`):
+/// that one is reported then.
+fn finalize(
+    error: UpstashError,
+    cause: Option<UpstashError>,
+    deadline: Instant,
+    timeout: Duration,
+) -> UpstashError {
+    match (error, cause) {
+        (UpstashError::Timeout(_), Some(cause)) => cause,
+        (UpstashError::Timeout(_), None) if Instant::now() >= deadline => {
+            UpstashError::Timeout(timeout)
+        }
+        (other, _) => other,
     }
 }
 
