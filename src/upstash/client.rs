@@ -25,6 +25,7 @@ use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
 use super::{
+    batch::{self, Batches},
     command::Command,
     error::UpstashError,
     metrics::UpstashMetrics,
@@ -111,8 +112,8 @@ pub struct UpstashClient {
     /// a session another thread opened).
     tls: rustls::ClientConfig,
     handshakes: Arc<HandshakeCounter>,
-    pub(super) root: Url,
-    pub(super) pipeline: Url,
+    root: Url,
+    pipeline: Url,
     multi_exec: Url,
     auth: HeaderValue,
     config: ClientConfig,
@@ -120,7 +121,7 @@ pub struct UpstashClient {
     sync_token: Mutex<Option<HeaderValue>>,
     metrics: Option<UpstashMetrics>,
     /// Commands waiting to be pipelined, per thread (see `batch.rs`).
-    pub(super) batches: ThreadLocal<Arc<Mutex<super::batch::Batch>>>,
+    batches: Batches,
 }
 
 impl std::fmt::Debug for UpstashClient {
@@ -159,7 +160,7 @@ impl UpstashClient {
             config,
             sync_token: Mutex::new(None),
             metrics: None,
-            batches: ThreadLocal::new(),
+            batches: Batches::default(),
         })
     }
 
@@ -221,9 +222,69 @@ impl UpstashClient {
         .await
     }
 
+    /// Runs one retry-safe command, sharing a `/pipeline` request with the commands other
+    /// tasks on this thread issue at the same moment (see `batch.rs`). A command alone is
+    /// sent as a plain single command.
+    pub async fn command_coalesced(
+        self: &Arc<Self>,
+        command: &Command<'_>,
+    ) -> Result<Reply, UpstashError> {
+        let (reply, flush) = self.batches.push(serialize(command)?);
+        if let Some(batch) = flush {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let mut chunks = batch::take(&batch).await;
+                let last = chunks.pop();
+                for chunk in chunks {
+                    let client = client.clone();
+                    tokio::spawn(async move { client.send_batch(chunk).await });
+                }
+                if let Some(last) = last {
+                    client.send_batch(last).await;
+                }
+            });
+        }
+        reply.await.unwrap_or_else(|_| {
+            Err(UpstashError::Protocol(
+                "the pipeline task ended without an answer".into(),
+            ))
+        })
+    }
+
+    /// Sends one batch of queued commands and hands each caller its reply.
+    async fn send_batch(&self, mut commands: Vec<batch::Queued>) {
+        if commands.len() == 1 {
+            let Some((body, waiter)) = commands.pop() else {
+                return;
+            };
+            let result = self
+                .call(
+                    &self.root,
+                    "command",
+                    body,
+                    RetryPolicy::Idempotent,
+                    |bytes| parse_single_body(bytes, true),
+                )
+                .await;
+            let _ = waiter.send(result);
+            return;
+        }
+        let expected = commands.len();
+        let result = self
+            .call(
+                &self.pipeline,
+                "pipeline",
+                batch::pipeline_body(&commands),
+                RetryPolicy::Idempotent,
+                |bytes| check_len(parse_pipeline_body(bytes, true)?, expected),
+            )
+            .await;
+        batch::deliver(commands, result);
+    }
+
     /// Sends `body` to `url` and parses the answer until that succeeds, fails for good, or
     /// the budget is spent. A body that is not JSON counts as a failed attempt.
-    pub(super) async fn call<T>(
+    async fn call<T>(
         &self,
         url: &Url,
         endpoint: &'static str,
@@ -520,7 +581,7 @@ fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, UpstashEr
         .map_err(|e| UpstashError::Protocol(format!("cannot encode command: {e}")))
 }
 
-pub(super) fn check_len(
+fn check_len(
     items: Vec<Result<Reply, String>>,
     expected: usize,
 ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
