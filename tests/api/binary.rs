@@ -108,6 +108,10 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
             vec![("SESSION_SECRET", "short")],
             "SESSION_SECRET is invalid",
         ),
+        (
+            vec![("CORS_ALLOWED_ORIGINS", "*")],
+            "CORS_ALLOWED_ORIGINS=\"*\" is invalid: a wildcard cannot be combined with credentials",
+        ),
     ] {
         let output = binary(&vars).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{vars:?}");

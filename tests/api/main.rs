@@ -10,6 +10,7 @@ mod binary;
 mod contract;
 mod ecosystem;
 mod failures;
+mod http_semantics;
 mod security;
 mod sessions;
 mod store_suite;
