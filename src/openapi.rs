@@ -136,10 +136,17 @@ async fn serve_swagger_ui(
 )]
 pub struct ApiDoc;
 
+/// One link: its name, the target operation id, and (parameter, runtime expression) pairs.
+type LoginLink = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 /// The operations a login's cookie opens, as OpenAPI links on `POST /login/`'s `200`: link
 /// name, target operation id, and the target's parameters taken from the login answer. The
 /// cookie itself travels as the `session_cookie` credential.
-const AFTER_LOGIN: &[(&str, &str, &[(&str, &str)])] = &[
+const AFTER_LOGIN: &[LoginLink] = &[
     ("ReadProfile", "profile", &[]),
     ("ListSessions", "list", &[]),
     (
