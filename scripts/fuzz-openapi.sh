@@ -71,8 +71,9 @@ EOF
 
 # The cookie goes in as the document's `session_cookie` credential, so the fuzzer knows it is
 # the credential (it leaves it out, or forges it, on purpose). `ignored_auth` is replaced by
-# scripts/fuzz_checks.py (see there why). One worker: Python 3.11 before 3.11.8 can fail
-# `ast.parse` in concurrent threads (CPython gh-106905), which hypothesis calls while drawing.
+# scripts/fuzz_checks.py (see there why). One worker: with two, this machine's Python
+# 3.11.7 failed `ast.parse` inside hypothesis ("AST constructor recursion depth mismatch"), a
+# CPython thread-safety bug, not a finding.
 run() {
     local config phases=$1
     shift
