@@ -93,7 +93,7 @@ run() {
 
 status=0
 echo "== schemathesis $SCHEMATHESIS_VERSION: read operations, with a live session"
-run examples,coverage,fuzzing --include-method GET "$@" || status=1
+run examples,coverage,fuzzing --include-method-regex '^(GET|HEAD|OPTIONS)$' "$@" || status=1
 echo "== schemathesis $SCHEMATHESIS_VERSION: every operation"
 run examples,coverage,fuzzing,stateful "$@" || status=1
 

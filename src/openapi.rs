@@ -12,6 +12,7 @@ use utoipa::{
         header::Header,
         link::Link,
         path::Operation,
+        response::Response,
         security::{ApiKey, ApiKeyValue, SecurityScheme},
         RefOr, Schema,
     },
@@ -128,7 +129,7 @@ async fn serve_swagger_ui(
         SessionData,
         ErrorBody,
     )),
-    modifiers(&SessionCookie, &UsernameSchema, &CommonHeaders, &LoginLinks),
+    modifiers(&SessionCookie, &UsernameSchema, &MethodRules, &CommonHeaders, &LoginLinks),
     tags(
         (name = "sessions", description = "Log in, read the session, log out, and manage a user's sessions"),
         (name = "probes", description = "Liveness and readiness for load balancers"),
@@ -180,6 +181,64 @@ fn string_header(description: &str) -> RefOr<Header> {
     let mut header = Header::default();
     header.description = Some(description.to_owned());
     RefOr::T(header)
+}
+
+/// HTTP's method rules, as [`Endpoint`] serves them, as operations: a `HEAD` beside every
+/// `GET` (the same answers without bodies) and an `OPTIONS` on every path (`204` with
+/// `Allow`, the path's methods). Runs after the handlers' operations are in, so a new
+/// operation gets its `HEAD` and its place in `Allow` by itself.
+struct MethodRules;
+
+impl Modify for MethodRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(get) = &item.get {
+                let mut head = get.clone();
+                head.operation_id = get.operation_id.as_ref().map(|id| format!("{id}_head"));
+                head.summary = Some("The same as GET, without the body".to_owned());
+                head.description = None;
+                for response in head.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response.content.clear();
+                        response.links.clear();
+                    }
+                }
+                item.head = Some(head);
+            }
+            let served = [
+                ("GET", &item.get),
+                ("HEAD", &item.head),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            let mut allow: Vec<&str> = served
+                .iter()
+                .filter(|(_, op)| op.is_some())
+                .map(|(method, _)| *method)
+                .collect();
+            allow.push("OPTIONS");
+            let first = served.iter().find_map(|(_, op)| op.as_ref());
+            let mut answer = Response::new("The methods this path serves, in `Allow`");
+            answer.headers.insert(
+                "Allow".into(),
+                string_header(&format!("`{}`", allow.join(", "))),
+            );
+            let mut options = Operation::default();
+            options.operation_id = first
+                .and_then(|op| op.operation_id.as_ref())
+                .map(|id| format!("{id}_options"));
+            options.summary = Some("The methods this path serves".to_owned());
+            options.tags = first.and_then(|op| op.tags.clone());
+            options.parameters = first.and_then(|op| op.parameters.clone());
+            options
+                .responses
+                .responses
+                .insert("204".into(), RefOr::T(answer));
+            item.options = Some(options);
+        }
+    }
 }
 
 /// Headers every answer carries (`X-Request-Id`, `Cache-Control`), and `Retry-After` on every

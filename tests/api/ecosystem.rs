@@ -115,6 +115,26 @@ async fn the_openapi_document_states_the_username_bounds_headers_and_links() {
             "{method} {path}"
         );
     }
+    // HEAD beside every GET, without bodies; OPTIONS everywhere, with the path's Allow.
+    for (path, allow) in [
+        ("/profile/", "`GET, HEAD, OPTIONS`"),
+        ("/login/", "`POST, OPTIONS`"),
+        ("/sessions/{session_id}", "`DELETE, OPTIONS`"),
+        ("/healthz", "`GET, HEAD, OPTIONS`"),
+    ] {
+        let item = &doc["paths"][path];
+        assert_eq!(item["head"].is_object(), item["get"].is_object(), "{path}");
+        if item["head"].is_object() {
+            assert!(
+                item["head"]["responses"]["200"]["content"].is_null(),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            item["options"]["responses"]["204"]["headers"]["Allow"]["description"], allow,
+            "{path}"
+        );
+    }
     let links = &doc["paths"]["/login/"]["post"]["responses"]["200"]["links"];
     let mut ids: Vec<&str> = links
         .as_object()
