@@ -35,6 +35,8 @@ pub const VARIABLES: &[&str] = &[
     "METRICS",
     "LOG_FORMAT",
     "RUST_LOG",
+    "CORS_ALLOWED_ORIGINS",
+    "PUBLIC_ORIGIN",
 ];
 
 /// Minimum length of `SESSION_SECRET` and `SESSION_SECRET_PREVIOUS`, in bytes.
@@ -68,6 +70,12 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Whether `/metrics` is served and requests are counted.
     pub metrics: bool,
+    /// `CORS_ALLOWED_ORIGINS`: exact origins (`scheme://host[:port]`, lowercase) whose pages
+    /// may call the service with credentials; empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// `PUBLIC_ORIGIN`: the origin browsers reach the service at, for the cross-site request
+    /// guard; `None`: taken from each request (`Host`, forwarded headers).
+    pub public_origin: Option<String>,
 }
 
 /// Where Upstash is and how to authenticate.
@@ -169,6 +177,8 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
             metrics: true,
+            cors_allowed_origins: Vec::new(),
+            public_origin: None,
         }
     }
 }
@@ -328,8 +338,22 @@ impl Settings {
             Some(v) => parse_bool("METRICS", &v)?,
         };
 
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .filter(|o| !o.trim().is_empty())
+                .map(|o| parse_origin("CORS_ALLOWED_ORIGINS", o))
+                .collect::<Result<_, _>>()?,
+        };
+        let public_origin = get("PUBLIC_ORIGIN")
+            .map(|v| parse_origin("PUBLIC_ORIGIN", &v))
+            .transpose()?;
+
         Ok(Settings {
             metrics,
+            cors_allowed_origins,
+            public_origin,
             upstash_auto_pipeline,
             upstash_extra_roots,
             upstash_warm_pool,
@@ -653,6 +677,37 @@ fn parse_same_site(value: &str, secure: bool) -> Result<SameSite, SettingsError>
     }
 }
 
+/// One exact origin, `scheme://host[:port]` as browsers send it in `Origin` (lowercase, no
+/// default port, no path). A wildcard is refused: CORS forbids `*` with credentials, and a
+/// pattern would trust every site that matches it with the users' sessions.
+fn parse_origin(var: &'static str, value: &str) -> Result<String, SettingsError> {
+    let value = value.trim();
+    let invalid = |expected| SettingsError::Invalid {
+        var,
+        value: value.to_owned(),
+        expected,
+    };
+    if value.contains('*') {
+        return Err(invalid(
+            "a wildcard cannot be combined with credentials (the session cookie); list exact origins such as https://app.example.com",
+        ));
+    }
+    let exact = "exact origins such as https://app.example.com (scheme, host and port only; no path or trailing slash)";
+    let url = reqwest::Url::parse(value).map_err(|_| invalid(exact))?;
+    let has_credentials = !url.username().is_empty() || url.password().is_some();
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || has_credentials
+        || url.path() != "/"
+        || value.ends_with('/')
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid(exact));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 impl UpstashSettings {
     /// The token, for the client's `Authorization` header only.
     pub fn token(&self) -> &str {
@@ -756,6 +811,58 @@ mod tests {
         assert!(from(&[("COOKIE_NAME", "__Host-sid"), ("COOKIE_SECURE", "false")]).is_err());
         let s = from(&[("COOKIE_NAME", "__Host-sid")]).unwrap();
         assert_eq!(s.cookie.name, "__Host-sid");
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_takes_exact_origins_normalized() {
+        let s = from(&[]).unwrap();
+        assert!(s.cors_allowed_origins.is_empty());
+        assert_eq!(s.public_origin, None);
+        let s = from(&[
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://App.Example.com, http://localhost:3000,https://x.example:443",
+            ),
+            ("PUBLIC_ORIGIN", "https://auth.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            [
+                "https://app.example.com",
+                "http://localhost:3000",
+                "https://x.example"
+            ]
+        );
+        assert_eq!(s.public_origin.as_deref(), Some("https://auth.example.com"));
+    }
+
+    #[test]
+    fn a_wildcard_origin_is_refused_in_one_line_naming_the_variable() {
+        for value in ["*", "https://*.example.com", "https://a.example,*"] {
+            let err = from(&[("CORS_ALLOWED_ORIGINS", value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("CORS_ALLOWED_ORIGINS="), "{err}");
+            assert!(err.contains("wildcard cannot be combined with credentials"));
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn an_origin_with_a_path_or_another_scheme_is_refused() {
+        for value in [
+            "https://app.example.com/",
+            "https://app.example.com/app",
+            "app.example.com",
+            "null",
+            "ftp://app.example.com",
+            "https://user@app.example.com",
+        ] {
+            let err = from(&[("CORS_ALLOWED_ORIGINS", value)]).unwrap_err();
+            assert!(err.to_string().contains("exact origins"), "{value}: {err}");
+        }
+        assert!(from(&[("PUBLIC_ORIGIN", "https://auth.example.com/x")]).is_err());
     }
 
     #[test]

@@ -5,17 +5,15 @@ use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{
     dev::Server,
+    http::Method,
     middleware::{from_fn, Condition},
-    web, App, HttpResponse, HttpServer,
+    web, App, HttpServer,
 };
 use secrecy::ExposeSecret;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     metrics::Metrics,
-    openapi::ApiDoc,
-    routes,
+    openapi, routes,
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
     store::{MemoryStore, SessionStore, UpstashStore},
@@ -231,9 +229,10 @@ pub fn serve(
         .clone()
         .with_endpoint_label(routes::endpoint_label);
     let metrics = web::Data::new(metrics);
-    let openapi = ApiDoc::openapi();
     let metrics_on = settings.metrics;
     let warm = settings.upstash_warm_pool && settings.upstash.is_some();
+    let allowed_origins = settings.cors_allowed_origins.clone();
+    let public_origin = settings.public_origin.clone();
     let mut server = HttpServer::new(move || {
         if warm {
             // Each worker has its own connection pool: open it now (one PING), so the
@@ -246,6 +245,10 @@ pub fn serve(
             });
         }
         App::new()
+            .wrap(routes::OriginPolicy::new(
+                &allowed_origins,
+                public_origin.as_deref(),
+            ))
             .wrap(routes::default_headers())
             .wrap(Condition::new(
                 metrics_on,
@@ -256,21 +259,16 @@ pub fn serve(
             .configure(routes::configure)
             .configure(|cfg| {
                 if metrics_on {
-                    cfg.app_data(metrics.clone()).route(
-                        "/metrics",
-                        web::get().to(|m: web::Data<Metrics>| async move { m.render() }),
+                    cfg.app_data(metrics.clone()).service(
+                        routes::Endpoint::new("/metrics")
+                            .route(Method::GET, |r| {
+                                r.to(|m: web::Data<Metrics>| async move { m.render() })
+                            })
+                            .finish(),
                     );
                 }
             })
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-            .route(
-                "/docs",
-                web::get().to(|| async {
-                    HttpResponse::PermanentRedirect()
-                        .insert_header(("location", "/docs/"))
-                        .finish()
-                }),
-            )
+            .configure(openapi::configure)
             .default_service(web::to(routes::not_found))
     })
     .shutdown_timeout(settings.shutdown_timeout.as_secs());

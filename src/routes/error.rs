@@ -21,10 +21,15 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-/// The two answers of every route that reaches the session store when the store fails, for
-/// the OpenAPI document (`responses(.., StoreFailure)`).
+/// The answers of every route that reaches the session store when the store fails, for the
+/// OpenAPI document (`responses(.., StoreFailure)`).
 #[derive(utoipa::IntoResponses)]
 pub enum StoreFailure {
+    #[response(
+        status = 500,
+        description = "A stored record that cannot be read (opaque; the cause is logged)"
+    )]
+    Internal(ErrorBody),
     #[response(status = 503, description = "Session store unavailable")]
     Unavailable(ErrorBody),
     #[response(status = 504, description = "Session store timed out")]
@@ -46,6 +51,9 @@ pub enum ApiError {
     RouteNotFound,
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// A state-changing request from an origin that is neither the service's own nor allowed.
+    #[error("Cross-site request refused: this origin may not change sessions")]
+    CrossSiteRequest,
     #[error("session store timed out")]
     StoreTimeout(#[source] SessionError),
     #[error("session store unavailable")]
@@ -98,7 +106,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MissingCookie => StatusCode::FORBIDDEN,
+            ApiError::MissingCookie | ApiError::CrossSiteRequest => StatusCode::FORBIDDEN,
             ApiError::SessionNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidUsername(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadBody { status, .. } => *status,

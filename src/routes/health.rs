@@ -1,6 +1,6 @@
 //! Liveness and readiness probes for load balancers and orchestrators.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 
 use super::ApiError;
 use crate::session::SessionManager;
@@ -17,7 +17,6 @@ pub struct Health {
 
 /// `GET /healthz`: the process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, body = Health)))]
-#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health {
         status: "ok",
@@ -30,7 +29,6 @@ pub async fn healthz() -> HttpResponse {
     (status = 200, body = Health),
     super::StoreFailure,
 ))]
-#[get("/readyz")]
 pub async fn readyz(sessions: web::Data<SessionManager>) -> Result<HttpResponse, ApiError> {
     sessions.ping().await?;
     Ok(HttpResponse::Ok().json(Health {

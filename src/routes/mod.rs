@@ -1,9 +1,11 @@
 //! HTTP routes. [`configure`] mounts every endpoint on an Actix-web `App` or scope; each
-//! answers with and without its trailing slash, and any other path or method gets a JSON
-//! error.
+//! answers with and without its trailing slash, `HEAD` wherever `GET`, `OPTIONS` everywhere,
+//! any other method a JSON `405` with `Allow` ([`Endpoint`]), and any other path a JSON
+//! `404`.
 
 mod error;
 pub mod health;
+pub mod origin;
 pub mod request_id;
 pub mod sessions;
 
@@ -11,11 +13,15 @@ use std::borrow::Cow;
 
 use actix_web::{
     guard::{self, GuardContext},
-    http::{header, StatusCode},
-    web, HttpResponse,
+    http::{
+        header::{self, HeaderValue},
+        Method, StatusCode,
+    },
+    web, HttpResponse, ResponseError,
 };
 
 pub use error::{json_error, ApiError, ErrorBody, StoreFailure};
+pub use origin::OriginPolicy;
 
 /// Largest accepted JSON body, in bytes, beyond the session data it may carry (a login's
 /// or a `PATCH /profile/`'s body may be `SESSION_DATA_MAX_BYTES` more).
@@ -32,36 +38,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // One static resource per spelling (with and without the slash): a resource with two
     // patterns is matched through a regex set, which costs on every request. The hot
     // `/profile/` comes first.
-    both_spellings(cfg, "/profile/", |r| {
-        r.route(web::get().to(sessions::profile))
-            .route(
-                web::patch()
-                    .guard(guard::fn_guard(is_merge_patch))
-                    .to(sessions::patch_profile),
-            )
-            .route(web::patch().to(unsupported_patch_type))
+    both_spellings(cfg, "/profile/", |e| {
+        e.route(Method::GET, |r| r.to(sessions::profile))
+            .route(Method::PATCH, |r| {
+                r.guard(guard::fn_guard(is_merge_patch))
+                    .to(sessions::patch_profile)
+            })
+            .route(Method::PATCH, |r| r.to(unsupported_patch_type))
     });
-    both_spellings(cfg, "/login/", |r| {
-        r.route(
-            web::post()
-                .guard(guard::fn_guard(is_json))
-                .to(sessions::login),
-        )
-        .route(web::post().to(unsupported_media_type))
+    both_spellings(cfg, "/login/", |e| {
+        e.route(Method::POST, |r| {
+            r.guard(guard::fn_guard(is_json)).to(sessions::login)
+        })
+        .route(Method::POST, |r| r.to(unsupported_media_type))
     });
-    both_spellings(cfg, "/logout/", |r| {
-        r.route(web::post().to(sessions::logout))
+    both_spellings(cfg, "/logout/", |e| {
+        e.route(Method::POST, |r| r.to(sessions::logout))
     });
-    both_spellings(cfg, "/logout/all/", |r| {
-        r.route(web::post().to(sessions::logout_all))
+    both_spellings(cfg, "/logout/all/", |e| {
+        e.route(Method::POST, |r| r.to(sessions::logout_all))
     });
-    both_spellings(cfg, "/sessions/", |r| {
-        r.route(web::get().to(sessions::list))
+    both_spellings(cfg, "/sessions/", |e| {
+        e.route(Method::GET, |r| r.to(sessions::list))
     });
-    both_spellings(cfg, "/sessions/{session_id}/", |r| {
-        r.route(web::delete().to(sessions::end_one))
+    both_spellings(cfg, "/sessions/{session_id}/", |e| {
+        e.route(Method::DELETE, |r| r.to(sessions::end_one))
     });
-    cfg.service(health::healthz).service(health::readyz);
+    cfg.service(
+        Endpoint::new("/healthz")
+            .route(Method::GET, |r| r.to(health::healthz))
+            .finish(),
+    )
+    .service(
+        Endpoint::new("/readyz")
+            .route(Method::GET, |r| r.to(health::readyz))
+            .finish(),
+    );
 }
 
 /// The paths [`configure`] serves with and without their trailing slash.
@@ -85,14 +97,98 @@ pub fn endpoint_label(pattern: &str) -> Cow<'_, str> {
 }
 
 /// Registers `path` (ending in `/`) and the same path without its trailing slash, each as
-/// its own resource built by `routes`, with a JSON 405 for other methods.
-fn both_spellings(
-    cfg: &mut web::ServiceConfig,
-    path: &str,
-    routes: impl Fn(actix_web::Resource) -> actix_web::Resource,
-) {
+/// its own [`Endpoint`] built by `routes`.
+fn both_spellings(cfg: &mut web::ServiceConfig, path: &str, routes: impl Fn(Endpoint) -> Endpoint) {
     for spelling in [path, path.trim_end_matches('/')] {
-        cfg.service(routes(web::resource(spelling)).default_service(web::to(method_not_allowed)));
+        cfg.service(routes(Endpoint::new(spelling)).finish());
+    }
+}
+
+/// One path and the methods it serves, speaking HTTP's method rules for it: a `GET` route
+/// also answers `HEAD` (same handler: same status, headers, cost and cookie; actix-web sends
+/// no body), `OPTIONS` answers `204` with `Allow`, and any other method gets a JSON `405`
+/// with `Allow`. `Allow` is derived from the routes added, so a new method on a path is
+/// one [`Endpoint::route`] call.
+pub struct Endpoint {
+    resource: actix_web::Resource,
+    methods: Vec<Method>,
+}
+
+impl Endpoint {
+    /// A path with no methods yet.
+    pub fn new(path: &str) -> Self {
+        Self {
+            resource: web::resource(path),
+            methods: Vec::new(),
+        }
+    }
+
+    /// Serves `method` with the route `build` makes from a route that matches `method` only
+    /// (add guards and the handler). Several routes may serve one method; the first whose
+    /// guards pass answers. A `GET` route is added for `HEAD` too.
+    pub fn route(
+        mut self,
+        method: Method,
+        build: impl Fn(actix_web::Route) -> actix_web::Route,
+    ) -> Self {
+        let mut add = |m: Method| {
+            self.resource = std::mem::replace(&mut self.resource, web::resource(""))
+                .route(build(web::route().guard(MethodIs(m.clone()))));
+            if !self.methods.contains(&m) {
+                self.methods.push(m);
+            }
+        };
+        add(method.clone());
+        if method == Method::GET {
+            add(Method::HEAD);
+        }
+        self
+    }
+
+    /// The `Allow` header value: the methods served, then `OPTIONS`.
+    pub fn allow(&self) -> HeaderValue {
+        let mut allow = String::new();
+        for method in self.methods.iter().chain([&Method::OPTIONS]) {
+            if !allow.is_empty() {
+                allow.push_str(", ");
+            }
+            allow.push_str(method.as_str());
+        }
+        HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("OPTIONS"))
+    }
+
+    /// The resource, with `OPTIONS` and the `405` for every other method.
+    pub fn finish(self) -> actix_web::Resource {
+        let allow = self.allow();
+        let options = allow.clone();
+        self.resource
+            .route(web::route().guard(MethodIs(Method::OPTIONS)).to(move || {
+                let allow = options.clone();
+                async move {
+                    HttpResponse::NoContent()
+                        .insert_header((header::ALLOW, allow))
+                        .finish()
+                }
+            }))
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    let mut response = ApiError::MethodNotAllowed.error_response();
+                    response.headers_mut().insert(header::ALLOW, allow);
+                    response
+                }
+            }))
+    }
+}
+
+/// Matches one method. Unlike actix-web's own method guard, it does not record the method in
+/// the request's extensions (an allocation on every request); [`Endpoint`] knows `Allow`
+/// already.
+struct MethodIs(Method);
+
+impl guard::Guard for MethodIs {
+    fn check(&self, ctx: &GuardContext<'_>) -> bool {
+        ctx.head().method == self.0
     }
 }
 
@@ -137,11 +233,6 @@ async fn unsupported_media_type() -> Result<HttpResponse, ApiError> {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         message: "Content-Type must be application/json".to_owned(),
     })
-}
-
-/// Fallback for a known path with another method.
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
 }
 
 /// Fallback for unknown paths: JSON 404, never an HTML page.

@@ -109,6 +109,10 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
             "SESSION_SECRET is invalid",
         ),
         (vec![("RUST_LOG", "[[[")], "RUST_LOG=\"[[[\" is invalid"),
+        (
+            vec![("CORS_ALLOWED_ORIGINS", "*")],
+            "CORS_ALLOWED_ORIGINS=\"*\" is invalid: a wildcard cannot be combined with credentials",
+        ),
     ] {
         let output = binary(&vars).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{vars:?}");

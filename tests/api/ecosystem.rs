@@ -11,24 +11,38 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_error_statuses(
         (
             "/login/",
             "post",
-            &["200", "400", "413", "415", "422", "503", "504"],
+            &[
+                "200", "400", "403", "413", "415", "422", "500", "503", "504",
+            ],
         ),
-        ("/profile/", "get", &["200", "403", "404", "503", "504"]),
+        (
+            "/profile/",
+            "get",
+            &["200", "403", "404", "500", "503", "504"],
+        ),
+        ("/logout/", "post", &["200", "403", "500", "503", "504"]),
+        (
+            "/sessions/",
+            "get",
+            &["200", "403", "404", "500", "503", "504"],
+        ),
         (
             "/profile/",
             "patch",
             &[
-                "200", "400", "403", "404", "413", "415", "422", "503", "504",
+                "200", "400", "403", "404", "413", "415", "422", "500", "503", "504",
             ],
         ),
-        ("/logout/", "post", &["200", "503", "504"]),
-        ("/sessions/", "get", &["200", "403", "404", "503", "504"]),
         (
             "/sessions/{session_id}",
             "delete",
-            &["200", "403", "404", "503", "504"],
+            &["200", "403", "404", "500", "503", "504"],
         ),
-        ("/logout/all/", "post", &["200", "403", "404", "503", "504"]),
+        (
+            "/logout/all/",
+            "post",
+            &["200", "403", "404", "500", "503", "504"],
+        ),
         ("/healthz", "get", &["200"]),
         ("/readyz", "get", &["200", "503", "504"]),
     ];
@@ -94,6 +108,93 @@ async fn the_openapi_document_lists_every_route_with_schemas_and_error_statuses(
     assert!(login["properties"]["data"].is_object(), "{login}");
     // Every documented path exists: no route is served but undocumented, nor the reverse.
     assert_eq!(doc["paths"].as_object().unwrap().len(), expected.len() - 1);
+}
+
+#[tokio::test]
+async fn the_openapi_document_states_the_username_bounds_headers_and_links() {
+    let app = spawn_app().await;
+    let doc = json(app.get("/openapi.json", None).await).await;
+    let username = &doc["components"]["schemas"]["LoginRequest"]["properties"]["username"];
+    assert_eq!(username["minLength"], 1);
+    assert_eq!(
+        username["pattern"],
+        upstash_sessions::session::username::PATTERN
+    );
+    let mut responses = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let headers = &response["headers"];
+                assert!(
+                    headers["X-Request-Id"].is_object(),
+                    "{method} {path} {status}"
+                );
+                assert_eq!(
+                    headers["Retry-After"].is_object(),
+                    status == "503",
+                    "{method} {path} {status}"
+                );
+                responses += 1;
+            }
+        }
+    }
+    assert!(responses > 40);
+    for (path, method) in [
+        ("/login/", "post"),
+        ("/profile/", "get"),
+        ("/logout/", "post"),
+        ("/sessions/", "get"),
+        ("/logout/all/", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["200"]["headers"]["Set-Cookie"].is_object(),
+            "{method} {path}"
+        );
+    }
+    // HEAD beside every GET, without bodies; OPTIONS everywhere, with the path's Allow.
+    for (path, allow) in [
+        ("/profile/", "`GET, HEAD, PATCH, OPTIONS`"),
+        ("/login/", "`POST, OPTIONS`"),
+        ("/sessions/{session_id}", "`DELETE, OPTIONS`"),
+        ("/healthz", "`GET, HEAD, OPTIONS`"),
+    ] {
+        let item = &doc["paths"][path];
+        assert_eq!(item["head"].is_object(), item["get"].is_object(), "{path}");
+        if item["head"].is_object() {
+            assert!(
+                item["head"]["responses"]["200"]["content"].is_null(),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            item["options"]["responses"]["204"]["headers"]["Allow"]["description"], allow,
+            "{path}"
+        );
+    }
+    let links = &doc["paths"]["/login/"]["post"]["responses"]["200"]["links"];
+    let mut ids: Vec<&str> = links
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|l| l["operationId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["end_one", "list", "logout", "logout_all", "profile"]);
+    // Every link names an operation of the document.
+    let operation_ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    for id in ids {
+        assert!(operation_ids.contains(&id), "{id}");
+    }
+    assert_eq!(
+        links["EndThisSession"]["parameters"]["session_id"],
+        "$response.body#/session_id"
+    );
 }
 
 #[tokio::test]

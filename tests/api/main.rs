@@ -11,6 +11,7 @@ mod contract;
 mod data;
 mod ecosystem;
 mod failures;
+mod http_semantics;
 mod security;
 mod sessions;
 mod store_suite;
