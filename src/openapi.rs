@@ -23,7 +23,6 @@ use utoipa_swagger_ui::Config;
 use crate::{
     routes::{health, sessions, ApiError, Endpoint, ErrorBody},
     session::username,
-    store::SessionData,
 };
 
 /// Where the document is served.
@@ -128,7 +127,7 @@ async fn serve_swagger_ui(
         sessions::SessionSummary,
         sessions::SessionList,
         health::Health,
-        SessionData,
+        sessions::SessionView,
         ErrorBody,
     )),
     modifiers(&SessionCookie, &UsernameSchema, &MethodRules, &CommonHeaders, &LoginLinks),

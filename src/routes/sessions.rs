@@ -63,7 +63,41 @@ pub struct LoginResponse<'a> {
 #[derive(Serialize, ToSchema)]
 pub struct ProfileResponse<'a> {
     pub session_id: &'a str,
-    pub session_data: &'a SessionData,
+    pub session_data: SessionView<'a>,
+}
+
+// A session as the API shows it, published as `SessionData`. The store's record
+// (`store::SessionData`) is a separate type, so the storage format and the public contract can
+// change apart.
+/// What a session holds.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionData)]
+pub struct SessionView<'a> {
+    /// The user name given at login.
+    pub user: &'a str,
+    /// Always `"active"` for a live session.
+    pub status: &'a str,
+    /// Login time, unix seconds.
+    pub created_at: u64,
+    /// End of the absolute lifetime, unix seconds: the session ends then however it is used.
+    pub absolute_expires_at: u64,
+    /// The application's own data: a JSON object, `{}` when nothing was stored (and in
+    /// records written before sessions carried data). Numbers keep the digits they were
+    /// sent with.
+    #[schema(value_type = Object, required = true, example = json!({"cart": {"apple": 2}, "locale": "fr"}))]
+    pub data: &'a AppData,
+}
+
+impl<'a> From<&'a SessionData> for SessionView<'a> {
+    fn from(record: &'a SessionData) -> Self {
+        Self {
+            user: &record.user,
+            status: &record.status,
+            created_at: record.created_at,
+            absolute_expires_at: record.absolute_expires_at,
+            data: &record.data,
+        }
+    }
 }
 
 /// A confirmation.
@@ -228,7 +262,7 @@ fn profile_response(
         .append_header((header::SET_COOKIE, sessions.session_cookie(session)?))
         .json(ProfileResponse {
             session_id: session.id.encode(&mut buf),
-            session_data: &session.data,
+            session_data: SessionView::from(&session.data),
         }))
 }
 

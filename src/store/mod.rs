@@ -78,8 +78,8 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// What a session holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// What a session holds: the stored record (the API shows it through its own type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionData {
     /// The user name given at login.
     pub user: String,
@@ -93,7 +93,6 @@ pub struct SessionData {
     /// records written before sessions carried data). Numbers keep the digits they were
     /// sent with.
     #[serde(default)]
-    #[schema(value_type = Object, required = true, example = json!({"cart": {"apple": 2}, "locale": "fr"}))]
     pub data: AppData,
 }
 
