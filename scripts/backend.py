@@ -191,6 +191,10 @@ def service_env(settings=None, base=None):
     return env
 
 
+class LaunchError(RuntimeError):
+    """A backend did not start: the port was taken, or it exited or stayed silent."""
+
+
 class Upstash:
     """One upstash-on-redis process: its URL, token, private CA (HTTPS) and /__stats."""
 
@@ -294,11 +298,15 @@ class Launcher:
         p = self.procs.get(name)
         while time.monotonic() < end:
             if p is not None and p.poll() is not None:
-                sys.exit(f"{what} exited at start (code {p.returncode}):\n{self.log_tail(name)}")
-            if ready():
-                return
+                raise LaunchError(f"{what} exited at start (code {p.returncode}):\n"
+                                  f"{self.log_tail(name)}")
+            try:
+                if ready():
+                    return
+            except (OSError, http.client.HTTPException, ValueError):
+                pass
             time.sleep(0.1)
-        sys.exit(f"{what} did not answer within {timeout} s:\n{self.log_tail(name)}")
+        raise LaunchError(f"{what} did not answer within {timeout} s:\n{self.log_tail(name)}")
 
     def redis(self, port=None, reuse=False):
         """A redis-server on 127.0.0.1:`port` (a free one by default), without persistence.
@@ -308,7 +316,7 @@ class Launcher:
             log(f"redis-server already answers on 127.0.0.1:{port}: using it")
             return port
         if port_open(port):
-            sys.exit(f"port {port} is already in use: pick another redis port")
+            raise LaunchError(f"port {port} is already in use: pick another redis port")
         ensure_tool("redis-server")
         name = f"redis-{port}"
         self.start(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
@@ -328,7 +336,7 @@ class Launcher:
         http, or https (a `localhost` certificate of a throwaway CA) with `tls`."""
         port = port or free_port()
         if port_open(port):
-            sys.exit(f"port {port} is already in use: pick another upstash-on-redis port")
+            raise LaunchError(f"port {port} is already in use: pick another upstash-on-redis port")
         binary = uor_binary()
         env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}", "TOKEN": token,
                "BIND": f"127.0.0.1:{port}", "LATENCY_MS": str(latency_ms), "FAULT": fault}
@@ -342,8 +350,8 @@ class Launcher:
         name = name or f"upstash-on-redis-{port}"
         proc = self.start(name, [str(binary)], env)
         up = Upstash(name, port, f"{scheme}://{host}:{port}", token, str(ca) if ca else None, proc)
-        # FAULT may break PING itself (status500, garbage, hang): then the port is enough.
-        ready = up.ping if fault == "none" else (lambda: port_open(port))
+        # FAULT may break PING itself (status500, garbage, hang): then /__stats is enough.
+        ready = up.ping if fault == "none" else (lambda: up.stats() is not None)
         self.wait(name, ready, f"upstash-on-redis ({scheme}, port {port})")
         log(f"upstash-on-redis on {up.url} (LATENCY_MS={latency_ms}, FAULT={fault}"
             f"{f', WORKERS={workers}' if workers else ''})")
@@ -351,6 +359,13 @@ class Launcher:
 
 
 def main():
+    try:
+        return launch_and_run()
+    except LaunchError as e:
+        sys.exit(str(e))
+
+
+def launch_and_run():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--redis-port", type=int, help="default: a free port")
