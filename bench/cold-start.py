@@ -30,7 +30,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import statistics
 import sys
 import time
@@ -95,22 +94,16 @@ def main():
                            "WORKERS": args.workers, "UPSTASH_REDIS_REST_URL": up.url,
                            "UPSTASH_REDIS_REST_TOKEN": up.token, "UPSTASH_CA_CERT": up.ca,
                            "SESSION_TTL_SECONDS": "3600"})
-        work = launch.logdir
 
         def start(warm):
             port = free_port()
             t0 = time.monotonic()
-            proc = subprocess.Popen([str(binary)], cwd=work, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL,
-                                    env={**env, "PORT": str(port), "UPSTASH_WARM_POOL": warm})
+            proc = launch.start("service", [str(binary)],
+                                {**env, "PORT": str(port), "UPSTASH_WARM_POOL": warm})
             return t0, port, proc
 
-        def stop(proc):
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        def stop(_proc):
+            launch.stop("service")
 
         # A session to read, made by another process (the cookie key derives from the token).
         _, port, proc = start("false")
