@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions and heap allocations the service spends per request, under valgrind.
 
-Wall-clock CPU figures from `bench.sh` move by about ±20% between identical runs on a shared
+Wall-clock CPU figures from `bench.py` move by about ±20% between identical runs on a shared
 2-core VM. This counts instead: the release binary (built with `--profile profiling`, the
 release profile plus line tables) runs under `valgrind --tool=callgrind`,
 one keep-alive client sends N requests of one kind at a time, and callgrind's counters are
@@ -56,6 +56,12 @@ PROFILE_DIR = ROOT / "target/profiling"
 
 def log(msg):
     print(f"[instructions {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def port_from_env(name):
+    """A fixed loopback port from the environment (INSTR_PORT, INSTR_REDIS_PORT,
+    INSTR_UPSTASH_PORT: the next one too with --tls both), or None for a free one."""
+    return int(os.environ.get(name) or 0) or None
 
 
 def build(*targets):
@@ -171,11 +177,13 @@ def main():
     runs = [("memory", {})]
     try:
         if args.local_upstash:
-            rport = launch.redis()
+            rport = launch.redis(port_from_env("INSTR_REDIS_PORT"))
             runs = []
             schemes = ["http", "https"] if args.tls == "both" else [args.tls]
-            for scheme in schemes:
-                up = launch.upstash(rport, tls=scheme == "https", token="bench-token")
+            for i, scheme in enumerate(schemes):
+                uport = port_from_env("INSTR_UPSTASH_PORT")
+                up = launch.upstash(rport, uport and uport + i, tls=scheme == "https",
+                                    token="bench-token")
                 settings = {"UPSTASH_REDIS_REST_URL": up.url,
                             "UPSTASH_REDIS_REST_TOKEN": up.token}
                 if up.ca:
@@ -214,7 +222,7 @@ def main():
 def measure(args, binary, env, backend, launch):
     """Starts the service under callgrind with `env` and counts each scenario; stops it."""
     work = launch.logdir
-    port = free_port()
+    port = port_from_env("INSTR_PORT") or free_port()
     env = {**env, "PORT": str(port)}
     log(f"starting {binary.name} under callgrind ({backend})")
     proc_name = f"valgrind-{port}"
