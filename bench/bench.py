@@ -347,8 +347,7 @@ class Bench:
         self.rows_path.write_text("")
         self.run_dir = results / "cwd"  # the service reads ./.env: an empty directory
         self.run_dir.mkdir()
-        self.url = self.token = self.ca = None
-        self.uor_port = self.bhost = None
+        self.up = self.url = self.token = None
         self.bport = 0
         self.has_stats = False
         self.lua = {}
@@ -362,12 +361,7 @@ class Bench:
 
     # ------------------------------------------------------------- backend
     def backend_call(self, method, path):
-        c = backend.connection(self.url, timeout=10, cafile=self.ca)
-        c.request(method, urllib.parse.urlsplit(self.url).path.rstrip("/") + path)
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return r.status, body
+        return self.up.call(method, path)
 
     def stats(self):
         if not self.has_stats:
@@ -388,16 +382,16 @@ class Bench:
     def start_backend(self):
         a = self.a
         if a.mode == "upstash":
-            self.url, self.token = a.upstash
+            self.up = backend.Upstash("upstash", None, a.upstash[0], a.upstash[1], None, None)
         elif a.mode == "local":
             rport = self.redis()
-            up = self.launch.upstash(rport, tls=a.tls, latency_ms=a.latency_ms,
-                                     workers=os.environ.get("UOR_WORKERS", "1"),
-                                     token=os.environ.get("UOR_TOKEN", "bench-token"),
-                                     name="upstash-on-redis")
-            self.url, self.token, self.ca, self.uor_port = up.url, up.token, up.ca, up.port
-        if not self.url:
+            self.up = self.launch.upstash(rport, tls=a.tls, latency_ms=a.latency_ms,
+                                          workers=os.environ.get("UOR_WORKERS", "1"),
+                                          token=os.environ.get("UOR_TOKEN", "bench-token"),
+                                          name="upstash-on-redis")
+        else:
             return
+        self.url, self.token = self.up.url, self.up.token
         try:
             status, body = self.backend_call("GET", "/__stats")
             self.has_stats = status == 200 and b'"requests"' in body
@@ -407,7 +401,7 @@ class Bench:
             if self.has_stats else
             "backend has no /__stats: Upstash requests per operation are not counted")
         u = urllib.parse.urlsplit(self.url)
-        self.bhost, self.bport = u.hostname, u.port or (443 if u.scheme == "https" else 80)
+        self.bport = u.port or (443 if u.scheme == "https" else 80)
 
     def redis(self):
         return self.launch.redis(int(os.environ.get("REDIS_PORT", "6399")), reuse=True)
@@ -469,7 +463,7 @@ class Bench:
                 # One Upstash round trip on its own: wrk straight at upstash-on-redis with the
                 # request the service sends for a profile read (GETEX of this session's key).
                 self.run_wrk(f"backend-direct-c{c}", self.launch.procs["upstash-on-redis"].pid,
-                             self.uor_port, c, "GETEX", "/", ["-s", str(self.lua["backend"])],
+                             self.up.port, c, "GETEX", "/", ["-s", str(self.lua["backend"])],
                              [f"session:{cookie.split('.')[0]}", self.token], target="backend",
                              label="backend direct (GETEX)", base=self.url.rstrip("/"), bport=0)
             if "profile" in scenarios:
@@ -785,10 +779,8 @@ def main():
         settings = {"COOKIE_SECURE": "false", "RUST_LOG": "warn", "LOG_FORMAT": "pretty"}
         if a.workers:
             settings["WORKERS"] = a.workers
-        if b.url:
-            settings.update(UPSTASH_REDIS_REST_URL=b.url, UPSTASH_REDIS_REST_TOKEN=b.token)
-            if b.ca:
-                settings["UPSTASH_CA_CERT"] = b.ca
+        if b.up:
+            settings.update(b.up.service_settings())
         if a.million:
             settings.update(SESSION_TTL_SECONDS="31536000", SESSION_ABSOLUTE_TTL_SECONDS="31536000")
         # SVC_ENV="UPSTASH_AUTO_PIPELINE=false ..." passes extra settings (A/B runs).

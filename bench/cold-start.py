@@ -91,9 +91,8 @@ def main():
                             int(os.environ.get("UOR_PORT") or 0) or None, tls=True,
                             token="bench-token")
         env = service_env({"COOKIE_SECURE": "false", "RUST_LOG": "warn", "HOST": "127.0.0.1",
-                           "WORKERS": args.workers, "UPSTASH_REDIS_REST_URL": up.url,
-                           "UPSTASH_REDIS_REST_TOKEN": up.token, "UPSTASH_CA_CERT": up.ca,
-                           "SESSION_TTL_SECONDS": "3600"})
+                           "WORKERS": args.workers, "SESSION_TTL_SECONDS": "3600",
+                           **up.service_settings()})
 
         def start(warm):
             port = free_port()

@@ -184,10 +184,7 @@ def main():
                 uport = port_from_env("INSTR_UPSTASH_PORT")
                 up = launch.upstash(rport, uport and uport + i, tls=scheme == "https",
                                     token="bench-token")
-                settings = {"UPSTASH_REDIS_REST_URL": up.url,
-                            "UPSTASH_REDIS_REST_TOKEN": up.token}
-                if up.ca:
-                    settings["UPSTASH_CA_CERT"] = up.ca
+                settings = up.service_settings()
                 if args.floor:
                     settings.update(FLOOR_UPSTREAM_URL=up.url, FLOOR_UPSTREAM_TOKEN=up.token)
                 label = "upstash-on-redis" + (f" ({scheme})" if args.tls != "http" else "")

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,11 +208,19 @@ class Upstash:
         headers = {"Authorization": f"Bearer {self.token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        c.request(method, path, body=body, headers=headers)
+        c.request(method, urllib.parse.urlsplit(self.url).path.rstrip("/") + path, body=body,
+                  headers=headers)
         r = c.getresponse()
         data = r.read()
         c.close()
         return r.status, data
+
+    def service_settings(self):
+        """The service's settings to use this backend."""
+        settings = {"UPSTASH_REDIS_REST_URL": self.url, "UPSTASH_REDIS_REST_TOKEN": self.token}
+        if self.ca:
+            settings["UPSTASH_CA_CERT"] = self.ca
+        return settings
 
     def ping(self):
         try:
