@@ -150,7 +150,7 @@ def start_upstash(launch, name, port, redis_port, fault):
 class Service:
     """One upstash-sessions process in front of an Upstash instance."""
 
-    def __init__(self, launch, name, port, upstash_port, service_bin, extra_env=None):
+    def __init__(self, launch, name, port, upstash, service_bin, extra_env=None):
         self.port = port
         self.name = name
         self.launch = launch
@@ -160,8 +160,7 @@ class Service:
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "COOKIE_SECURE": "false",
-            "UPSTASH_REDIS_REST_URL": f"http://127.0.0.1:{upstash_port}",
-            "UPSTASH_REDIS_REST_TOKEN": TOKEN,
+            **upstash.service_settings(),
             "UPSTASH_TIMEOUT_MS": "3000",
             "SESSION_TTL_SECONDS": "900",
             "SESSION_ABSOLUTE_TTL_SECONDS": "43200",
@@ -489,7 +488,7 @@ def section_faults(out, launch, args, redis, base_svc, run, scenarios):
         svc = None
         try:
             t0 = time.monotonic()
-            svc = Service(launch, f"svc-fault-{label}", args.service_port + 1, ups.port,
+            svc = Service(launch, f"svc-fault-{label}", args.service_port + 1, ups,
                           args.service_bin)
             startup = time.monotonic() - t0
             phases = []
@@ -788,7 +787,7 @@ def main():
                    "SESSION_TTL_SECONDS=900 SESSION_ABSOLUTE_TTL_SECONDS=43200 RUST_LOG=warn LOG_FORMAT=json\n")
 
         base_ups = start_upstash(launch, "uor-none", args.uor_port, args.redis_port, "none")
-        base_svc = Service(launch, "svc-none", args.service_port, base_ups.port,
+        base_svc = Service(launch, "svc-none", args.service_port, base_ups,
                            args.service_bin)
         if "1" in sections:
             section_ttl_and_costs(out, base_svc, base_ups, redis, run)
