@@ -4,7 +4,7 @@ that woke it sent as soon as the port accepts a connection.
 
 Starts redis-server and upstash-on-redis over HTTPS (a throwaway CA and a `localhost`
 certificate made with openssl, trusted through UPSTASH_CA_CERT), logs in once with a
-first service process to get a session cookie, then starts the release binary afresh for
+first service process to get a session cookie, then starts the release (profiling) binary afresh for
 each run, alternating UPSTASH_WARM_POOL=true and false, and measures:
 
 * start to first 200: from just before the process is spawned to the end of the first
@@ -19,6 +19,7 @@ each run, alternating UPSTASH_WARM_POOL=true and false, and measures:
 Wall-clock figures: on a shared machine, compare medians of many alternating runs.
 
 usage: bench/cold-start.py [--runs N] [--workers N] [--no-build]
+Builds with `cargo build --profile profiling` (target/profiling/upstash-sessions).
 Needs redis-server, openssl and ../shared/tools/upstash-on-redis (built into
 /tmp/uor-target when missing).
 """
@@ -28,17 +29,15 @@ import http.client
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from instructions import ROOT, SHARED, ensure_tool, free_port, log, make_certificates, wait_http  # noqa: E402
+from instructions import PROFILE_DIR, build, log  # noqa: E402
+from backend import Launcher, free_port, service_env, uor_available, wait_http  # noqa: E402
 
 
 def first_profile(port, cookie, proc, deadline=30.0):
@@ -80,62 +79,30 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
 
-    binary = ROOT / "target/release/upstash-sessions"
+    binary = PROFILE_DIR / "upstash-sessions"
     if not args.no_build:
-        log("cargo build --release")
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "upstash-sessions"],
-                       cwd=ROOT, check=True)
-    uor_dir = SHARED / "tools/upstash-on-redis"
-    if not uor_dir.is_dir():
-        log(f"skipped: needs {uor_dir}")
+        build("--bin", "upstash-sessions")
+    if not uor_available():
+        log("skipped: needs ../shared/tools/upstash-on-redis")
         return
-    for tool in ("redis-server", "openssl"):
-        ensure_tool(tool, tool)
-    uor = Path(os.environ.get("UOR_BIN", "/tmp/uor-target/release/upstash-on-redis"))
-    if not uor.exists():
-        log("building upstash-on-redis into /tmp/uor-target")
-        subprocess.run(["cargo", "build", "--release", "--locked", "--manifest-path",
-                        str(uor_dir / "Cargo.toml")], check=True,
-                       env={**os.environ, "CARGO_TARGET_DIR": "/tmp/uor-target"})
-        uor = Path("/tmp/uor-target/release/upstash-on-redis")
 
-    procs = []
-    work = Path(tempfile.mkdtemp(prefix="cold-start-"))
-    try:
-        ca, cert, key = make_certificates(work)
-        rport = int(os.environ.get("REDIS_PORT") or free_port())
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL))
-        time.sleep(0.5)
-        uport = int(os.environ.get("UOR_PORT") or free_port())
-        p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={
-            **os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}", "BIND": f"127.0.0.1:{uport}",
-            "TOKEN": "bench-token", "TLS_CERT": str(cert), "TLS_KEY": str(key)})
-        procs.append(p)
-        wait_http(uport, "/__stats", p, "upstash-on-redis", cafile=str(ca))
-
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("UPSTASH_", "SESSION_")) and k != "SSL_CERT_FILE"}
-        env.update(COOKIE_SECURE="false", RUST_LOG="warn", HOST="127.0.0.1", WORKERS=args.workers,
-                   UPSTASH_REDIS_REST_URL=f"https://localhost:{uport}",
-                   UPSTASH_REDIS_REST_TOKEN="bench-token", UPSTASH_CA_CERT=str(ca),
-                   SESSION_TTL_SECONDS="3600")
+    with Launcher() as launch:
+        up = launch.upstash(launch.redis(int(os.environ.get("REDIS_PORT") or 0) or None),
+                            int(os.environ.get("UOR_PORT") or 0) or None, tls=True,
+                            token="bench-token")
+        env = service_env({"COOKIE_SECURE": "false", "RUST_LOG": "warn", "HOST": "127.0.0.1",
+                           "WORKERS": args.workers, "SESSION_TTL_SECONDS": "3600",
+                           **up.service_settings()})
 
         def start(warm):
             port = free_port()
             t0 = time.monotonic()
-            proc = subprocess.Popen([str(binary)], cwd=work, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL,
-                                    env={**env, "PORT": str(port), "UPSTASH_WARM_POOL": warm})
+            proc = launch.start("service", [str(binary)],
+                                {**env, "PORT": str(port), "UPSTASH_WARM_POOL": warm})
             return t0, port, proc
 
-        def stop(proc):
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        def stop(_proc):
+            launch.stop("service")
 
         # A session to read, made by another process (the cookie key derives from the token).
         _, port, proc = start("false")
@@ -175,15 +142,6 @@ def main():
             col = list(zip(*rows))
             cell = lambda xs: f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
             print(f"| {warm} | {cell(col[0])} | {cell(col[1])} | {statistics.median(col[2]):.2f} | {cell(col[3])} |")
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Instructions and heap allocations the service spends per request, under valgrind.
 
-Wall-clock CPU figures from `bench.sh` move by about ±20% between identical runs on a shared
-2-core VM. This counts instead: the release binary runs under `valgrind --tool=callgrind`,
+Wall-clock CPU figures from `bench.py` move by about ±20% between identical runs on a shared
+2-core VM. This counts instead: the release binary (built with `--profile profiling`, the
+release profile plus line tables) runs under `valgrind --tool=callgrind`,
 one keep-alive client sends N requests of one kind at a time, and callgrind's counters are
 zeroed before and dumped after each batch. Per request it reports:
 
@@ -37,66 +38,37 @@ import json
 import os
 import re
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from backend import (Launcher, ensure_tool, free_port, service_env, uor_available,  # noqa: E402
+                     wait_http)
+
 ALLOCATORS = {"malloc", "calloc", "realloc"}
+PROFILE_DIR = ROOT / "target/profiling"
 
 
 def log(msg):
     print(f"[instructions {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def port_from_env(name):
+    """A fixed loopback port from the environment (INSTR_PORT, INSTR_REDIS_PORT,
+    INSTR_UPSTASH_PORT: the next one too with --tls both), or None for a free one."""
+    return int(os.environ.get(name) or 0) or None
 
 
-def wait_http(port, path, proc, name, timeout=120, cafile=None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            sys.exit(f"{name} exited at start (code {proc.returncode})")
-        try:
-            if cafile:
-                c = http.client.HTTPSConnection(
-                    "localhost", port, timeout=5,
-                    context=ssl.create_default_context(cafile=cafile))
-            else:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", path)
-            c.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.3)
-    sys.exit(f"{name} did not answer on port {port} within {timeout} s")
-
-
-def make_certificates(work):
-    """A throwaway CA and a `localhost` server certificate it signs, as PEM files in `work`."""
-    def openssl(*a):
-        subprocess.run(["openssl", *a], check=True, capture_output=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=bench CA",
-            "-keyout", f"{work}/ca.key", "-out", f"{work}/ca.pem")
-    openssl("req", *ec, "-subj", "/CN=localhost",
-            "-keyout", f"{work}/server.key", "-out", f"{work}/server.csr")
-    (work / "ext").write_text("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                              "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", f"{work}/server.csr", "-CA", f"{work}/ca.pem",
-            "-CAkey", f"{work}/ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", f"{work}/ext", "-out", f"{work}/server.pem")
-    return work / "ca.pem", work / "server.pem", work / "server.key"
+def build(*targets):
+    """`cargo build --profile profiling` (release plus line tables) of `targets`."""
+    log(f"cargo build --profile profiling {' '.join(targets)}")
+    subprocess.run(["cargo", "build", "--profile", "profiling", "--quiet", *targets], cwd=ROOT,
+                   check=True)
 
 
 def metric(port, name):
@@ -111,16 +83,6 @@ def metric(port, name):
         if line.startswith(name + " "):
             return int(float(line.split()[1]))
     return None
-
-
-def ensure_tool(cmd, package):
-    if shutil.which(cmd):
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    log(f"installing {package}")
-    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", package], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
 def parse_dump(path):
@@ -197,67 +159,34 @@ def main():
     if args.floor and args.tls != "http":
         sys.exit("--floor runs over http only (examples/floor.rs trusts no private CA)")
     ensure_tool("valgrind", "valgrind")
-    binary = ROOT / ("target/release/examples/floor" if args.floor else "target/release/upstash-sessions")
+    binary = PROFILE_DIR / ("examples/floor" if args.floor else "upstash-sessions")
     if args.floor:
         args.scenarios = "profile"
     if not args.no_build:
-        log("cargo build --release")
-        target = ["--example", "floor"] if args.floor else ["--bin", "upstash-sessions"]
-        subprocess.run(["cargo", "build", "--release", "--quiet", *target], cwd=ROOT, check=True)
+        build(*(["--example", "floor"] if args.floor else ["--bin", "upstash-sessions"]))
     if not binary.exists():
         sys.exit(f"{binary} is missing")
+    if args.local_upstash and not uor_available():
+        log("skipped: --local-upstash needs ../shared/tools/upstash-on-redis")
+        return
 
-    procs = []
-    work = Path(tempfile.mkdtemp(prefix="instructions-"))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("UPSTASH_", "SESSION_", "FLOOR_")) and k != "SSL_CERT_FILE"}
+    launch = Launcher()
+    env = {k: v for k, v in service_env().items() if not k.startswith("FLOOR_")}
     env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1")
     # (label, settings) of each service run.
     runs = [("memory", {})]
     try:
         if args.local_upstash:
-            uor_dir = SHARED / "tools/upstash-on-redis"
-            if not uor_dir.is_dir():
-                log(f"skipped: --local-upstash needs {uor_dir}")
-                return
-            ensure_tool("redis-server", "redis-server")
-            rport = free_port()
-            procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no"], stdout=subprocess.DEVNULL))
-            uor = Path(os.environ.get("UOR_BIN", "/tmp/uor-target/release/upstash-on-redis"))
-            if not uor.exists():
-                log("building upstash-on-redis into /tmp/uor-target")
-                subprocess.run(["cargo", "build", "--release", "--locked", "--manifest-path",
-                                str(uor_dir / "Cargo.toml")], check=True,
-                               env={**os.environ, "CARGO_TARGET_DIR": "/tmp/uor-target"})
-                uor = Path("/tmp/uor-target/release/upstash-on-redis")
-            time.sleep(0.5)
+            rport = launch.redis(port_from_env("INSTR_REDIS_PORT"))
             runs = []
             schemes = ["http", "https"] if args.tls == "both" else [args.tls]
-            if "https" in schemes:
-                ensure_tool("openssl", "openssl")
-                ca, cert, key = make_certificates(work)
-            for scheme in schemes:
-                uport = free_port()
-                uenv = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}",
-                        "BIND": f"127.0.0.1:{uport}", "TOKEN": "bench-token", "LATENCY_MS": "0",
-                        "FAULT": "none"}
-                if scheme == "https":
-                    uenv.update(TLS_CERT=str(cert), TLS_KEY=str(key))
-                p = subprocess.Popen([str(uor)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, env=uenv)
-                procs.append(p)
-                wait_http(uport, "/__stats", p, "upstash-on-redis",
-                          cafile=str(ca) if scheme == "https" else None)
-                host = "localhost" if scheme == "https" else "127.0.0.1"
-                settings = {"UPSTASH_REDIS_REST_URL": f"{scheme}://{host}:{uport}",
-                            "UPSTASH_REDIS_REST_TOKEN": "bench-token"}
-                if scheme == "https":
-                    settings["UPSTASH_CA_CERT"] = str(ca)
+            for i, scheme in enumerate(schemes):
+                uport = port_from_env("INSTR_UPSTASH_PORT")
+                up = launch.upstash(rport, uport and uport + i, tls=scheme == "https",
+                                    token="bench-token")
+                settings = up.service_settings()
                 if args.floor:
-                    settings.update(FLOOR_UPSTREAM_URL=f"{scheme}://{host}:{uport}",
-                                    FLOOR_UPSTREAM_TOKEN="bench-token")
+                    settings.update(FLOOR_UPSTREAM_URL=up.url, FLOOR_UPSTREAM_TOKEN=up.token)
                 label = "upstash-on-redis" + (f" ({scheme})" if args.tls != "http" else "")
                 runs.append((label, settings))
         for kv in filter(None, args.env.split()):
@@ -268,7 +197,7 @@ def main():
         for backend, settings in runs:
             if args.floor:
                 backend = f"floor, {'one reqwest GETEX' if args.local_upstash else 'constant answer'}"
-            rows += measure(args, binary, {**env, **settings}, backend, work, procs)
+            rows += measure(args, binary, {**env, **settings}, backend, launch)
 
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
@@ -284,26 +213,18 @@ def main():
         if args.json:
             Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        launch.stop_all()
 
 
-def measure(args, binary, env, backend, work, procs):
+def measure(args, binary, env, backend, launch):
     """Starts the service under callgrind with `env` and counts each scenario; stops it."""
-    port = free_port()
+    work = launch.logdir
+    port = port_from_env("INSTR_PORT") or free_port()
     env = {**env, "PORT": str(port)}
     log(f"starting {binary.name} under callgrind ({backend})")
-    svc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
-         f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)],
-        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / f"valgrind.{port}.log", "w"))
-    procs.append(svc)
+    proc_name = f"valgrind-{port}"
+    svc = launch.start(proc_name, ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+                              f"--callgrind-out-file={work}/callgrind.out.%p", str(binary)], env)
     wait_http(port, "/healthz", svc, "the service")
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -374,11 +295,7 @@ def measure(args, binary, env, backend, work, procs):
     handshakes = None if args.floor else metric(port, "upstash_tls_handshakes_total")
     for row in rows:
         row["tls_handshakes"] = handshakes
-    svc.terminate()
-    try:
-        svc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        svc.kill()
+    launch.stop(proc_name)
     return rows
 
 

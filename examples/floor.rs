@@ -1,4 +1,4 @@
-//! The floor under the service's cost per request, for `bench/bench.sh --floor`.
+//! The floor under the service's cost per request, for `bench/bench.py --floor`.
 //!
 //! A bare actix-web server with none of the service's logic: `GET /profile/` answers the
 //! same status, headers and body size as the service's profile, from constants. With

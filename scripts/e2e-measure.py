@@ -2,8 +2,9 @@
 """End-to-end measurements of upstash-sessions against real Redis semantics.
 
 Starts redis-server (unless one already answers on --redis-port), one upstash-on-redis per
-scenario (../shared/tools/upstash-on-redis, restarted with each FAULT) and the release binary of
-the service, all on loopback, and prints a markdown report to stdout (progress goes to stderr):
+scenario (../shared/tools/upstash-on-redis, restarted with each FAULT), both through
+scripts/backend.py, and the release binary of the service (every variable it reads cleared from
+the inherited environment), all on loopback, and prints a markdown report to stdout (progress goes to stderr):
 
   1. idle TTL sliding and the Upstash requests/commands of login, profile, logout, forged cookies
   2. the cost of GET /sessions/, DELETE /sessions/{id}, POST /logout/all/ for 1, 5, 20 sessions
@@ -25,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,21 +34,15 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import backend  # noqa: E402  (scripts/backend.py: the one backend launcher)
+from backend import port_open, service_env  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "e2e-measure-token"
 COOKIE_NAME = "session_id"
 START = time.monotonic()
 BUDGET = [900.0]  # seconds; set from --budget
-
-# Every variable the service reads: cleared from the inherited environment so a developer's
-# shell cannot change what is measured.
-SERVICE_VARS = [
-    "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN", "UPSTASH_TIMEOUT_MS", "HOST", "PORT",
-    "SESSION_TTL_SECONDS", "SESSION_ABSOLUTE_TTL_SECONDS", "SESSION_SECRET",
-    "SESSION_SECRET_PREVIOUS", "COOKIE_NAME", "COOKIE_SECURE", "COOKIE_SAMESITE", "WORKERS",
-    "SHUTDOWN_TIMEOUT_SECONDS", "LOG_FORMAT", "RUST_LOG",
-]
-
 
 class BudgetExceeded(RuntimeError):
     pass
@@ -76,49 +70,6 @@ def log(msg):
 
 
 # ----------------------------------------------------------------------------- processes
-
-class Children:
-    """Processes started by this script; stopped (TERM, then KILL) by stop()/stop_all()."""
-
-    def __init__(self, logdir):
-        self.logdir = logdir
-        self.procs = {}
-
-    def start(self, name, argv, env, cwd=None):
-        if name in self.procs:
-            raise RuntimeError(f"a child named {name} is already running")
-        f = open(os.path.join(self.logdir, f"{name}.log"), "ab")
-        p = subprocess.Popen(argv, env=env, cwd=cwd or self.logdir, stdin=subprocess.DEVNULL,
-                             stdout=f, stderr=subprocess.STDOUT)
-        f.close()
-        self.procs[name] = p
-        return p
-
-    def stop(self, name):
-        p = self.procs.pop(name, None)
-        if p is None:
-            return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=12)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-    def stop_all(self):
-        for name in list(self.procs)[::-1]:
-            try:
-                self.stop(name)
-            except Exception as e:  # keep stopping the others
-                log(f"could not stop {name}: {e}")
-
-
-def port_open(port):
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
 
 def wait_for(what, fn, timeout):
     deadline = time.monotonic() + timeout
@@ -191,56 +142,25 @@ def request(port, method, path, body=None, cookie=None, timeout=20.0, raw_header
     return result
 
 
-class Upstash:
-    """One upstash-on-redis instance."""
-
-    def __init__(self, children, name, port, redis_port, fault, uor_bin):
-        self.port = port
-        self.name = name
-        self.children = children
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}",
-            "TOKEN": TOKEN,
-            "BIND": f"127.0.0.1:{port}",
-            "FAULT": fault,
-            "LATENCY_MS": "0",
-            "WORKERS": "2",
-        }
-        if port_open(port):
-            raise RuntimeError(f"port {port} is already in use: pick another with --uor-port")
-        children.start(name, [uor_bin], env)
-        wait_for(f"upstash-on-redis ({name})", lambda: self.stats() is not None, 15)
-
-    def stats(self):
-        r = request(self.port, "GET", "/__stats", timeout=5)
-        if r.status != 200:
-            return None
-        return r.json()
-
-    def reset(self):
-        r = request(self.port, "POST", "/__reset", timeout=5)
-        if r.status != 200:
-            raise RuntimeError(f"/__reset of {self.name} answered {r.status}")
-
-    def stop(self):
-        self.children.stop(self.name)
+def start_upstash(launch, name, port, redis_port, fault):
+    """One upstash-on-redis instance (scripts/backend.py) with FAULT=`fault`."""
+    return launch.upstash(redis_port, port, fault=fault, workers=2, token=TOKEN, name=name)
 
 
 class Service:
     """One upstash-sessions process in front of an Upstash instance."""
 
-    def __init__(self, children, name, port, upstash_port, service_bin, extra_env=None):
+    def __init__(self, launch, name, port, upstash, service_bin, extra_env=None):
         self.port = port
         self.name = name
-        self.children = children
-        env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
-        env.update({
+        self.launch = launch
+        # Every variable the service reads (src/settings.rs) is cleared from the inherited
+        # environment, so a developer's shell cannot change what is measured.
+        env = service_env({
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "COOKIE_SECURE": "false",
-            "UPSTASH_REDIS_REST_URL": f"http://127.0.0.1:{upstash_port}",
-            "UPSTASH_REDIS_REST_TOKEN": TOKEN,
+            **upstash.service_settings(),
             "UPSTASH_TIMEOUT_MS": "3000",
             "SESSION_TTL_SECONDS": "900",
             "SESSION_ABSOLUTE_TTL_SECONDS": "43200",
@@ -251,7 +171,7 @@ class Service:
         if port_open(port):
             raise RuntimeError(f"port {port} is already in use: pick another with --service-port")
         # cwd is the scratch directory: the service loads ./.env, which must not be the repo's.
-        self.proc = children.start(name, [service_bin], env)
+        self.proc = launch.start(name, [service_bin], env)
         t0 = time.monotonic()
 
         def up():
@@ -263,7 +183,7 @@ class Service:
         self.startup_secs = time.monotonic() - t0
 
     def stop(self):
-        self.children.stop(self.name)
+        self.launch.stop(self.name)
 
 
 class Redis:
@@ -542,7 +462,7 @@ def run_flow(port, user, spare_cookie, timeout=20.0):
     return res
 
 
-def section_faults(out, children, args, redis, base_svc, run, scenarios):
+def section_faults(out, launch, args, redis, base_svc, run, scenarios):
     log("section 3: faults")
     out.append("## 3. Issue 4: behaviour under Upstash faults\n")
     out.append("One fresh upstash-on-redis per scenario (`FAULT` = every Nth request since "
@@ -563,12 +483,12 @@ def section_faults(out, children, args, redis, base_svc, run, scenarios):
             r = login(base_svc.port, f"{run}-{label}-spare{i}")
             assert r.status == 200, f"spare login answered {r.status}"
             spares.append(r.session_cookie())
-        ups = Upstash(children, f"uor-fault-{label}", args.uor_port + 1, args.redis_port, fault,
-                      args.uor_bin)
+        ups = start_upstash(launch, f"uor-fault-{label}", args.uor_port + 1, args.redis_port,
+                            fault)
         svc = None
         try:
             t0 = time.monotonic()
-            svc = Service(children, f"svc-fault-{label}", args.service_port + 1, ups.port,
+            svc = Service(launch, f"svc-fault-{label}", args.service_port + 1, ups,
                           args.service_bin)
             startup = time.monotonic() - t0
             phases = []
@@ -666,7 +586,7 @@ def section_faults(out, children, args, redis, base_svc, run, scenarios):
         finally:
             if svc is not None:
                 svc.stop()
-            ups.stop()
+            launch.stop(ups.name)
         for c in spares:  # tidy the spares that are still there
             redis.cli("DEL", f"session:{sid_of(c)}")
     out.append("| FAULT | flows fully ok | slowest response (ms) |")
@@ -801,7 +721,8 @@ def git(*args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--service-bin", default=os.path.join(ROOT, "target/release/upstash-sessions"))
-    ap.add_argument("--uor-bin", default="/tmp/uor-target/release/upstash-on-redis")
+    ap.add_argument("--uor-bin", help="default: $UOR_BIN, or built into $UOR_TARGET "
+                    "(/tmp/uor-target) by scripts/backend.py when missing")
     ap.add_argument("--redis-port", type=int, default=6385)
     ap.add_argument("--uor-port", type=int, default=8095,
                     help="healthy instance; the fault scenarios use the next port")
@@ -821,12 +742,10 @@ def main():
     BUDGET[0] = args.budget
     sections = {s.strip() for s in args.sections.split(",")}
 
-    for b in (args.service_bin, args.uor_bin):
-        if not os.access(b, os.X_OK):
-            sys.exit(f"missing binary {b} (see the docstring of this script)")
-    for tool in ("redis-server", "redis-cli"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed (apt-get install -y redis-server)")
+    if not os.access(args.service_bin, os.X_OK):
+        sys.exit(f"missing binary {args.service_bin} (cargo build --release)")
+    backend.ensure_tool("redis-server")
+    backend.ensure_tool("redis-cli", "redis-tools")
 
     scratch = tempfile.mkdtemp(prefix="e2e-measure-")
     # A private copy of the binary: a rebuild during the run must not swap it.
@@ -838,7 +757,9 @@ def main():
         bin_sha = hashlib.sha256(f.read()).hexdigest()[:12]
     bin_src = args.service_bin
     args.service_bin = service_bin
-    children = Children(scratch)
+    if args.uor_bin:
+        os.environ["UOR_BIN"] = args.uor_bin
+    launch = backend.Launcher(scratch, signals=False)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     run = "m" + uuid.uuid4().hex[:8]
@@ -846,16 +767,9 @@ def main():
     failed = None
     try:
         redis = Redis(args.redis_port)
-        if port_open(args.redis_port):
-            if redis.cli("PING") != "PONG":
-                raise RuntimeError(f"port {args.redis_port} is taken by something else")
-            redis_note = "already running, reused"
-        else:
-            children.start("redis", ["redis-server", "--port", str(args.redis_port), "--bind",
-                                     "127.0.0.1", "--save", "", "--appendonly", "no",
-                                     "--daemonize", "no"], None)
-            wait_for("redis-server", lambda: redis.cli("PING") == "PONG", 10)
-            redis_note = "started by this script"
+        reused = backend.redis_ping(args.redis_port)
+        launch.redis(args.redis_port, reuse=True)
+        redis_note = "already running, reused" if reused else "started by this script"
         log(f"redis on {args.redis_port} ({redis_note}); run id {run}; logs in {scratch}")
 
         out.append("# upstash-sessions: end-to-end measurements\n")
@@ -872,9 +786,8 @@ def main():
         out.append("- service env: COOKIE_SECURE=false UPSTASH_TIMEOUT_MS=3000 "
                    "SESSION_TTL_SECONDS=900 SESSION_ABSOLUTE_TTL_SECONDS=43200 RUST_LOG=warn LOG_FORMAT=json\n")
 
-        base_ups = Upstash(children, "uor-none", args.uor_port, args.redis_port, "none",
-                           args.uor_bin)
-        base_svc = Service(children, "svc-none", args.service_port, base_ups.port,
+        base_ups = start_upstash(launch, "uor-none", args.uor_port, args.redis_port, "none")
+        base_svc = Service(launch, "svc-none", args.service_port, base_ups,
                            args.service_bin)
         if "1" in sections:
             section_ttl_and_costs(out, base_svc, base_ups, redis, run)
@@ -888,7 +801,7 @@ def main():
                 ("garbage:1", args.flows, args.concurrent),
                 ("hang:1", args.hang_flows, args.hang_flows),
             ]
-            section_faults(out, children, args, redis, base_svc, run, scenarios)
+            section_faults(out, launch, args, redis, base_svc, run, scenarios)
         if "4" in sections:
             section_nothing_lost(out, base_svc, base_ups, redis, run, args.rounds, args.logins,
                                  args.pool)
@@ -897,7 +810,7 @@ def main():
         import traceback
         traceback.print_exc()
     finally:
-        children.stop_all()
+        launch.stop_all()
         # Warnings and errors the services logged, for the report.
         logs = []
         for name in sorted(os.listdir(scratch)):
