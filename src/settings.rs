@@ -270,6 +270,7 @@ impl Settings {
                 })
             }
             (Some(url), Some(token)) => {
+                // Not a field of `Settings`: it only loosens the URL check.
                 let allow_http = match get("UPSTASH_ALLOW_INSECURE_HTTP") {
                     None => false,
                     Some(v) => parse_bool("UPSTASH_ALLOW_INSECURE_HTTP", &v)?,
@@ -339,7 +340,7 @@ impl Settings {
         };
 
         let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
-            None => Vec::new(),
+            None => defaults.cors_allowed_origins.clone(),
             Some(v) => v
                 .split(',')
                 .filter(|o| !o.trim().is_empty())
@@ -363,7 +364,7 @@ impl Settings {
                 get("PORT"),
                 1,
                 65_535,
-                8000,
+                defaults.port,
                 "an integer from 1 to 65535",
             )?,
             upstash,
@@ -372,7 +373,7 @@ impl Settings {
                 get("UPSTASH_TIMEOUT_MS"),
                 50,
                 60_000,
-                3000,
+                defaults.upstash_timeout.as_millis() as u64,
                 "milliseconds, an integer from 50 to 60000",
             )?),
             session: SessionSettings {
@@ -381,7 +382,7 @@ impl Settings {
                     get("SESSION_TTL_SECONDS"),
                     1,
                     31_536_000,
-                    900,
+                    defaults.session.idle_ttl.as_secs(),
                     "seconds, an integer from 1 to 31536000",
                 )?),
                 absolute_ttl: Duration::from_secs(parse_int(
@@ -389,7 +390,7 @@ impl Settings {
                     get("SESSION_ABSOLUTE_TTL_SECONDS"),
                     1,
                     31_536_000,
-                    43_200,
+                    defaults.session.absolute_ttl.as_secs(),
                     "seconds, an integer from 1 to 31536000",
                 )?),
                 secret,
@@ -400,7 +401,7 @@ impl Settings {
                     get("MAX_SESSIONS_PER_USER"),
                     1,
                     10_000,
-                    crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
+                    defaults.session.max_per_user,
                     "an integer from 1 to 10000",
                 )?,
                 max_data_bytes: parse_int(
@@ -408,7 +409,7 @@ impl Settings {
                     get("SESSION_DATA_MAX_BYTES"),
                     2,
                     1_048_576,
-                    crate::store::DEFAULT_MAX_DATA_BYTES,
+                    defaults.session.max_data_bytes,
                     "bytes, an integer from 2 to 1048576",
                 )?,
             },
@@ -418,13 +419,12 @@ impl Settings {
                 same_site,
             },
             workers: match get("WORKERS") {
-                None => None,
-                v => Some(parse_int(
+                None => defaults.workers,
+                Some(v) => Some(parse_in_range(
                     "WORKERS",
                     v,
                     1,
                     256,
-                    1,
                     "an integer from 1 to 256",
                 )?),
             },
@@ -433,11 +433,11 @@ impl Settings {
                 get("SHUTDOWN_TIMEOUT_SECONDS"),
                 0,
                 3600,
-                10,
+                defaults.shutdown_timeout.as_secs(),
                 "seconds, an integer from 0 to 3600",
             )?),
             log_format: match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
-                None => LogFormat::Pretty,
+                None => defaults.log_format,
                 Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
                 Some(v) if v == "json" => LogFormat::Json,
                 Some(v) => {
@@ -472,9 +472,23 @@ fn parse_int<T>(
 where
     T: std::str::FromStr + PartialOrd + Copy,
 {
-    let Some(value) = value else {
-        return Ok(default);
-    };
+    match value {
+        None => Ok(default),
+        Some(value) => parse_in_range(var, value, min, max, expected),
+    }
+}
+
+/// `value` as a number from `min` to `max`.
+fn parse_in_range<T>(
+    var: &'static str,
+    value: String,
+    min: T,
+    max: T,
+    expected: &'static str,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + Copy,
+{
     match value.trim().parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(SettingsError::Invalid {
@@ -726,6 +740,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn variables_lists_exactly_the_variables_the_parser_reads() {
+        // Upstash set, so the reads that depend on it happen too; everything else unset.
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|name| {
+            read.borrow_mut().insert(name.to_owned());
+            match name {
+                "UPSTASH_REDIS_REST_URL" => Some("https://eu1-x.upstash.io".to_owned()),
+                "UPSTASH_REDIS_REST_TOKEN" => Some("token".to_owned()),
+                _ => None,
+            }
+        })
+        .unwrap();
+        let listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| v.to_string()).collect();
+        assert_eq!(read.into_inner(), listed);
+        assert_eq!(listed.len(), VARIABLES.len(), "a variable is listed twice");
+    }
+
+    #[test]
+    fn the_parser_takes_its_defaults_from_default() {
+        let parsed = from(&[]).unwrap();
+        let default = Settings::default();
+        assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
     }
 
     #[test]
