@@ -199,31 +199,15 @@ async fn login_profile_sessions_and_logout_work_over_https_with_the_sync_token()
         .unwrap()
         .to_owned();
     let ended = app
-        .http
-        .delete(app.url(&format!("/sessions/{phone_id}")))
-        .header("cookie", &laptop)
-        .send()
-        .await
-        .unwrap();
+        .delete(&format!("/sessions/{phone_id}"), Some(&laptop))
+        .await;
     assert_eq!(ended.status(), 200);
     assert_eq!(app.get("/profile/", Some(&phone)).await.status(), 404);
 
-    let all = app
-        .http
-        .post(app.url("/logout/all/"))
-        .header("cookie", &laptop)
-        .send()
-        .await
-        .unwrap();
+    let all = app.post("/logout/all/", Some(&laptop)).await;
     assert_eq!(all.status(), 200);
     assert_eq!(app.get("/profile/", Some(&laptop)).await.status(), 404);
-    let logout = app
-        .http
-        .post(app.url("/logout/"))
-        .header("cookie", &laptop)
-        .send()
-        .await
-        .unwrap();
+    let logout = app.post("/logout/", Some(&laptop)).await;
     assert_eq!(logout.status(), 200);
     assert_eq!(app.get("/readyz", None).await.status(), 200);
 
