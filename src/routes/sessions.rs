@@ -372,7 +372,7 @@ pub async fn list(
         .request(async {
             let current = require_session(&req, &sessions).await?;
             let all = sessions.list(&current).await?;
-            let mut list: Vec<SessionSummary> = all
+            let list: Vec<SessionSummary> = all
                 .into_iter()
                 .map(|(id, data)| SessionSummary {
                     session_id: id.to_string(),
@@ -380,17 +380,6 @@ pub async fn list(
                     current: id == current.id,
                 })
                 .collect();
-            // The current session was just read live: make sure a lagging index never hides it.
-            if !list.iter().any(|s| s.current) {
-                list.insert(
-                    0,
-                    SessionSummary {
-                        session_id: current.id.to_string(),
-                        created_at: current.data.created_at,
-                        current: true,
-                    },
-                );
-            }
             Ok(HttpResponse::Ok()
                 .append_header((header::SET_COOKIE, sessions.session_cookie(&current)?))
                 .json(SessionList { sessions: list }))

@@ -400,7 +400,8 @@ impl SessionManager {
         Ok(existed)
     }
 
-    /// Every live session of the user of `current`, newest first.
+    /// Every live session of the user of `current`, newest first; `current` itself always
+    /// among them (it was just read live, so an index that lags behind never hides it).
     pub async fn list(
         &self,
         current: &ActiveSession,
@@ -410,6 +411,9 @@ impl SessionManager {
             .within(self.store.list_user(&current.data.user))
             .await?;
         sessions.retain(|(_, data)| now < data.absolute_expires_at.saturating_mul(1000));
+        if !sessions.iter().any(|(id, _)| *id == current.id) {
+            sessions.push((current.id, current.data.clone()));
+        }
         sessions.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at).then(b.0.cmp(&a.0)));
         Ok(sessions)
     }

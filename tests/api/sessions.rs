@@ -295,3 +295,27 @@ async fn concurrent_profile_reads_cost_one_getex_each_and_answer_their_own_sessi
         .flatten()
         .all(|name| name == "GETEX"));
 }
+
+#[tokio::test]
+async fn the_current_session_is_listed_even_when_the_user_index_lags_behind() {
+    use upstash_sessions::upstash::{ClientConfig, Command, RetryPolicy, UpstashClient};
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let (_, cookie) = app.login("ivan").await;
+    let id = id_of(&cookie);
+    // The index misses the live session (a replica behind, or a write that half failed).
+    let client = UpstashClient::new(ClientConfig::new(
+        reqwest::Url::parse(&app.fake().uri()).unwrap(),
+        crate::fake_upstash::FAKE_TOKEN,
+        std::time::Duration::from_secs(2),
+    ))
+    .unwrap();
+    let zrem = Command::new("ZREM")
+        .arg("user_sessions:ivan")
+        .arg(id.as_str());
+    client.command(&zrem, RetryPolicy::Once).await.unwrap();
+    let body = json(app.get("/sessions/", Some(&cookie)).await).await;
+    let listed = body["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(listed[0]["session_id"], id.as_str());
+    assert_eq!(listed[0]["current"], true);
+}
