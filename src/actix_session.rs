@@ -95,7 +95,9 @@ pub enum UpstashSessionError {
     /// The Upstash call failed (unreachable, deadline passed, HTTP error, garbage answer).
     #[error("the Upstash call ({command}) failed")]
     Upstash {
+        /// The Redis command, e.g. `GETEX`.
         command: &'static str,
+        /// The client's error.
         #[source]
         source: UpstashError,
     },
@@ -109,8 +111,11 @@ pub enum UpstashSessionError {
     /// message may quote the stored data.
     #[error("the stored session state is not a JSON map of strings ({category} error at line {line}, column {column})")]
     Corrupt {
+        /// serde_json's error category: `syntax`, `data`, `eof` or `io`.
         category: &'static str,
+        /// Line of the error in the stored text, from 1.
         line: usize,
+        /// Column of the error in the stored text, from 1.
         column: usize,
     },
     /// The state could not be encoded as JSON.

@@ -96,6 +96,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "actix-session")]
 pub mod actix_session;

@@ -45,7 +45,9 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// All settings of the service.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `HOST` (default `127.0.0.1`): the address to listen on.
     pub host: String,
+    /// `PORT` (default 8000): the port to listen on, 1 to 65535.
     pub port: u16,
     /// `None`: the embedded memory store.
     pub upstash: Option<UpstashSettings>,
@@ -61,12 +63,15 @@ pub struct Settings {
     /// starts (serverless) then races the warm-up and is slower; on, it saves the first
     /// request the connect where the platform waits for readiness first.
     pub upstash_warm_pool: bool,
+    /// Session lifetimes, limits and cookie signing keys.
     pub session: SessionSettings,
+    /// The session cookie's name and attributes.
     pub cookie: CookieSettings,
     /// HTTP worker threads; `None`: one per CPU core.
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// `LOG_FORMAT` (default `pretty`): how log lines are written.
     pub log_format: LogFormat,
     /// Whether `/metrics` is served and requests are counted.
     pub metrics: bool,
@@ -81,7 +86,10 @@ pub struct Settings {
 /// Where Upstash is and how to authenticate.
 #[derive(Debug, Clone)]
 pub struct UpstashSettings {
+    /// `UPSTASH_REDIS_REST_URL`: the REST endpoint; `https://`, or `http://` for a loopback
+    /// host or with `UPSTASH_ALLOW_INSECURE_HTTP=true`.
     pub url: reqwest::Url,
+    /// `UPSTASH_REDIS_REST_TOKEN`: the bearer token of the REST API.
     pub token: SecretString,
 }
 
@@ -108,42 +116,62 @@ pub struct SessionSettings {
 /// Attributes of the session cookie.
 #[derive(Debug, Clone)]
 pub struct CookieSettings {
+    /// `COOKIE_NAME` (default `session_id`).
     pub name: String,
+    /// `COOKIE_SECURE` (default true): whether the cookie has the `Secure` attribute.
     pub secure: bool,
+    /// `COOKIE_SAMESITE` (default `lax`; `none` needs `COOKIE_SECURE=true`).
     pub same_site: SameSite,
 }
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable text lines, coloured only on a terminal (`LOG_FORMAT=pretty` or `text`);
+    /// the default.
     Pretty,
+    /// One JSON object per line (`LOG_FORMAT=json`).
     Json,
 }
 
 /// A setting that stops the service at start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
+    /// Only one of `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN` is set.
     #[error("{missing} is not set, but {present} is: set both to use Upstash, or neither to use the in-memory store")]
     UpstashHalfSet {
+        /// The variable that is not set.
         missing: &'static str,
+        /// The variable that is set.
         present: &'static str,
     },
+    /// A value that cannot be parsed or is out of range.
     #[error("{var}={value:?} is invalid: {expected}")]
     Invalid {
+        /// The variable.
         var: &'static str,
+        /// The value (for `UPSTASH_REDIS_REST_URL`, with secrets redacted).
         value: String,
+        /// What the variable accepts.
         expected: &'static str,
     },
+    /// A malformed or too short secret (a session secret or an Upstash token); the value is
+    /// never shown.
     #[error("{var} is invalid: {expected}")]
     InvalidSecret {
+        /// The variable.
         var: &'static str,
+        /// What the variable accepts.
         expected: &'static str,
     },
     /// A certificate file that cannot be used; paths are not secret, so they are shown.
     #[error("{var}={path:?}: {problem}")]
     CertFile {
+        /// The variable naming the file (`UPSTASH_CA_CERT` or `SSL_CERT_FILE`).
         var: &'static str,
+        /// The file's path, as given.
         path: String,
+        /// What is wrong: unreadable, not PEM, no certificate, or an unusable certificate.
         problem: String,
     },
 }
@@ -188,11 +216,18 @@ impl Default for Settings {
 pub enum DotenvError {
     /// A line that is not `KEY=VALUE` (or a comment, or blank).
     #[error("{path}: line {line} is not KEY=VALUE (nothing was loaded from the file)")]
-    Line { path: String, line: usize },
+    Line {
+        /// The `.env` file's path.
+        path: String,
+        /// The bad line's number, from 1; 0 when it could not be located.
+        line: usize,
+    },
     /// The file exists but cannot be read.
     #[error("{path}: cannot be read: {source}")]
     Io {
+        /// The `.env` file's path.
         path: String,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },

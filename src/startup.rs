@@ -25,18 +25,26 @@ use crate::{
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// `HOST:PORT` cannot be bound (in use, not a local address, no permission).
     #[error("cannot listen on {address} (HOST/PORT): {source}")]
     Bind {
+        /// The address tried, from `HOST` and `PORT`.
         address: String,
+        /// Why binding failed.
         #[source]
         source: std::io::Error,
     },
+    /// The start-up `PING` got HTTP 401: the Upstash token is wrong; holds Upstash's message.
     #[error("UPSTASH_REDIS_REST_TOKEN was rejected by Upstash (HTTP 401: {0}); check the token in the Upstash console")]
     TokenRejected(String),
+    /// The Upstash client cannot be built: its TLS or HTTP set-up failed, or the token or
+    /// URL cannot be used in a request.
     #[error("cannot set up the Upstash client: {0}")]
     Client(#[source] UpstashError),
+    /// The HTTP server cannot start on the listener.
     #[error("cannot start the HTTP server: {0}")]
     Server(#[source] std::io::Error),
+    /// The metrics cannot be set up; holds the cause.
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
 }

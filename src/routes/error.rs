@@ -25,13 +25,16 @@ pub struct ErrorBody {
 /// OpenAPI document (`responses(.., StoreFailure)`).
 #[derive(utoipa::IntoResponses)]
 pub enum StoreFailure {
+    /// 500: a stored record could not be read.
     #[response(
         status = 500,
         description = "A stored record that cannot be read (opaque; the cause is logged)"
     )]
     Internal(ErrorBody),
+    /// 503: the session store could not be reached.
     #[response(status = 503, description = "Session store unavailable")]
     Unavailable(ErrorBody),
+    /// 504: the session store did not answer in time.
     #[response(status = 504, description = "Session store timed out")]
     TimedOut(ErrorBody),
 }
@@ -39,25 +42,42 @@ pub enum StoreFailure {
 /// Everything a route can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 403: a route that needs a session was called without a session cookie.
     #[error("No session cookie found")]
     MissingCookie,
+    /// 404: the cookie does not verify, or names no live session (or, for
+    /// `DELETE /sessions/{id}`, the id is not one of the user's live sessions).
     #[error("Session not found or expired")]
     SessionNotFound,
+    /// 422: the login's user name is refused.
     #[error("{0}")]
     InvalidUsername(#[from] UsernameError),
+    /// A request body that cannot be used: not JSON (400), over the size limit (413), of
+    /// another content type (415), or of the wrong shape (422).
     #[error("{message}")]
-    BadBody { status: StatusCode, message: String },
+    BadBody {
+        /// The status to answer with.
+        status: StatusCode,
+        /// What is wrong with the body, for the client.
+        message: String,
+    },
+    /// 404: no route has this path (or a path parameter did not parse).
     #[error("Not found")]
     RouteNotFound,
+    /// 405: the path exists but not with this method.
     #[error("Method not allowed")]
     MethodNotAllowed,
     /// A state-changing request from an origin that is neither the service's own nor allowed.
     #[error("Cross-site request refused: this origin may not change sessions")]
     CrossSiteRequest,
+    /// 504: the session store did not answer in time.
     #[error("session store timed out")]
     StoreTimeout(#[source] SessionError),
+    /// 503 (with `Retry-After: 1`): the session store could not be reached.
     #[error("session store unavailable")]
     StoreUnavailable(#[source] SessionError),
+    /// 500: any other session failure: a stored record that cannot be read, no free session
+    /// id, or a cookie that cannot be a header value.
     #[error("internal server error")]
     Internal(#[source] SessionError),
 }

@@ -62,7 +62,9 @@ pub struct LoginResponse<'a> {
 /// `GET /profile/` answer.
 #[derive(Serialize, ToSchema)]
 pub struct ProfileResponse<'a> {
+    /// The session's id (a UUIDv4).
     pub session_id: &'a str,
+    /// What the session holds.
     pub session_data: SessionView<'a>,
 }
 
@@ -103,6 +105,7 @@ impl<'a> From<&'a SessionData> for SessionView<'a> {
 /// A confirmation.
 #[derive(Serialize, ToSchema)]
 pub struct MessageResponse {
+    /// What was done, e.g. "Logged out successfully" or "Session ended".
     pub message: &'static str,
 }
 
@@ -118,6 +121,7 @@ pub struct LogoutAllResponse {
 /// One of the user's live sessions.
 #[derive(Serialize, ToSchema)]
 pub struct SessionSummary {
+    /// The session's id (a UUIDv4), as `DELETE /sessions/{session_id}` takes it.
     pub session_id: String,
     /// Login time, unix seconds.
     pub created_at: u64,

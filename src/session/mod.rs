@@ -34,10 +34,15 @@ use crate::store::{
 /// Lifetimes and cookie attributes.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    /// Idle expiry: a session unused this long ends; each read slides it.
     pub idle_ttl: Duration,
+    /// Absolute lifetime from login, never extended.
     pub absolute_ttl: Duration,
+    /// Name of the session cookie.
     pub cookie_name: String,
+    /// Whether the session cookie has the `Secure` attribute.
     pub cookie_secure: bool,
+    /// The session cookie's `SameSite` attribute.
     pub same_site: SameSite,
     /// Budget of one request's store work; `None` for stores that cannot stall (memory).
     pub deadline: Option<Duration>,
@@ -46,6 +51,7 @@ pub struct SessionConfig {
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The store failed: it timed out, could not be reached, or held a corrupt record.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Fresh random ids kept colliding: the generator or the store is broken.
@@ -115,7 +121,9 @@ impl CookieState {
 /// A live session after a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveSession {
+    /// The session's id.
     pub id: SessionId,
+    /// The session's record: its user, lifetimes and application data.
     pub data: SessionData,
 }
 
@@ -149,6 +157,9 @@ fn now_ms() -> u64 {
 }
 
 impl SessionManager {
+    /// Session operations on `store`, with cookies signed by `signer`. Session data may be
+    /// [`DEFAULT_MAX_DATA_BYTES`] serialized (see [`Self::with_max_data_bytes`]), and nothing
+    /// is counted until [`Self::with_metrics`].
     pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, config: SessionConfig) -> Self {
         Self {
             store,

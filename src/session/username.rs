@@ -36,10 +36,13 @@ pub struct Username(String);
 /// Why a user name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UsernameError {
+    /// Nothing but white space.
     #[error("username must not be empty")]
     Empty,
+    /// More than [`MAX_CHARS`] characters after trimming.
     #[error("username must be at most 128 characters")]
     TooLong,
+    /// A control character (U+0000-U+001F, U+007F-U+009F) inside the trimmed name.
     #[error("username must not contain control characters")]
     ControlCharacter,
 }

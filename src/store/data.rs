@@ -36,7 +36,12 @@ pub enum DataError {
     TooDeep,
     /// The serialized data would be larger than the limit.
     #[error("session data would be {size} bytes, over the limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The size the serialized data would have, in bytes.
+        size: usize,
+        /// The largest allowed, in bytes.
+        limit: usize,
+    },
 }
 
 /// A JSON object in canonical form (see the module docs). `{}` costs no allocation.

@@ -115,7 +115,10 @@ pub enum Merged {
     /// The session was past its absolute lifetime: it has been deleted, nothing merged.
     Expired,
     /// The resulting data would be `size` bytes, over the limit; nothing was written.
-    TooLarge { size: usize },
+    TooLarge {
+        /// The size the serialized data would have, in bytes.
+        size: usize,
+    },
 }
 
 /// Why a store operation failed.

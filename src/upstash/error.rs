@@ -19,15 +19,20 @@ pub enum UpstashError {
     /// HTTP 429, with the `Retry-After` delay when the server gave one.
     #[error("Upstash is rate limiting (HTTP 429): {message}")]
     RateLimited {
+        /// Upstash's error text, or the start of the raw body.
         message: String,
+        /// The `Retry-After` delay, when given.
         retry_after: Option<Duration>,
     },
     /// Any other non-2xx status (5xx, 405...), with the error text or the raw body, and the
     /// `Retry-After` delay when the server gave one (e.g. a 503).
     #[error("Upstash answered HTTP {status}: {message}")]
     Status {
+        /// The HTTP status code.
         status: u16,
+        /// Upstash's error text, or the start of the raw body.
         message: String,
+        /// The `Retry-After` delay, when given.
         retry_after: Option<Duration>,
     },
     /// A 2xx answer carrying `{"error": ...}` (a Redis error such as WRONGTYPE or a quota).
@@ -42,7 +47,10 @@ pub enum UpstashError {
     /// The reply body is larger than the client reads (`ClientConfig::max_reply_bytes`): no
     /// legitimate reply is, and a retry would read it again.
     #[error("Upstash reply is larger than {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl UpstashError {

@@ -13,9 +13,14 @@ use super::UpstashError;
 /// A Redis reply as the REST API carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// JSON `null`: no value (a missing key, for instance).
     Nil,
+    /// A JSON integer.
     Int(i64),
+    /// A string, base64-decoded when the reply was encoded (a non-integer number is kept as
+    /// its text).
     Str(String),
+    /// An array, such as the reply of `MGET`.
     Array(Vec<Reply>),
 }
 
