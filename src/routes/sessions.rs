@@ -209,9 +209,11 @@ pub async fn login(
     payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is read before the store deadline starts: a slow upload is the client's
+    // time, not the store's.
+    let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
     sessions
         .request(async {
-            let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
             let user = Username::parse(&body.username)?;
             let data = match &body.data {
                 Some(raw) => AppData::parse(raw.get())?,
@@ -302,15 +304,16 @@ pub async fn patch_profile(
     payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    let ids = match cookie_state(&req, &sessions) {
+        CookieState::Missing => return Err(ApiError::MissingCookie),
+        CookieState::Invalid => return Err(ApiError::SessionNotFound),
+        state => state.ids().to_vec(),
+    };
+    // The body is read before the store deadline starts (see `login`).
+    let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
+    let patch = AppData::parse(raw.get())?;
     sessions
         .request(async {
-            let ids = match cookie_state(&req, &sessions) {
-                CookieState::Missing => return Err(ApiError::MissingCookie),
-                CookieState::Invalid => return Err(ApiError::SessionNotFound),
-                state => state.ids().to_vec(),
-            };
-            let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
-            let patch = AppData::parse(raw.get())?;
             // Of several verified cookies, the first naming a live session takes the patch
             // (a merge on a gone session writes nothing).
             for id in &ids {

@@ -472,3 +472,26 @@ async fn an_oversized_upstash_reply_is_a_clean_503_read_once() {
     let after = app.fake().server.received_requests().await.unwrap().len();
     assert_eq!(after, requests + 1);
 }
+
+#[tokio::test]
+async fn a_slow_upload_does_not_spend_the_store_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(Backend::Upstash, |s| {
+        s.upstash_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let body = r#"{"username":"slow-phone","data":{"cart":{"apple":1}}}"#;
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /login/ HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // The body arrives well after the whole store budget would have run out.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
