@@ -92,9 +92,15 @@ impl Application {
     }
 }
 
-/// Reply bytes allowed per session a user may hold (a record with its data, base64-encoded,
-/// with room to spare), for the client's reply-size bound.
-const REPLY_BYTES_PER_SESSION: usize = 64 << 10;
+/// The client's reply-size bound: room for the largest legitimate reply, which is either the
+/// `MGET` of a listing at the per-user limit or a full auto-pipelined batch of profile reads,
+/// each record holding data at the size limit (base64-encoded, so 4/3 of it, plus the fixed
+/// fields), and never below [`DEFAULT_MAX_REPLY_BYTES`].
+pub fn reply_bound(max_per_user: usize, max_data_bytes: usize) -> usize {
+    let per_record = max_data_bytes.saturating_add(1024).saturating_mul(4) / 3 + 1024;
+    let records = max_per_user.max(crate::upstash::MAX_PIPELINE_COMMANDS);
+    DEFAULT_MAX_REPLY_BYTES.max(per_record.saturating_mul(records))
+}
 
 /// The store, signing key and lifetimes chosen by `settings`, instrumented on `metrics` when
 /// given.
@@ -109,12 +115,9 @@ pub async fn session_manager(
                 upstash.token(),
                 settings.upstash_timeout,
             );
-            // Room for the largest legitimate reply: the MGET of a listing at the limit.
-            config.max_reply_bytes = DEFAULT_MAX_REPLY_BYTES.max(
-                settings
-                    .session
-                    .max_per_user
-                    .saturating_mul(REPLY_BYTES_PER_SESSION),
+            config.max_reply_bytes = reply_bound(
+                settings.session.max_per_user,
+                settings.session.max_data_bytes,
             );
             config.extra_roots = settings.upstash_extra_roots.clone();
             if upstash.url.scheme() == "http" && !crate::settings::is_loopback(&upstash.url) {
@@ -284,4 +287,19 @@ pub fn serve(
         server = server.workers(workers);
     }
     Ok(server.listen(listener).map_err(StartupError::Server)?.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reply_bound_holds_a_full_listing_or_batch_of_records_at_the_data_limit() {
+        assert_eq!(reply_bound(100, 16_384), DEFAULT_MAX_REPLY_BYTES);
+        for (max_per_user, max_data) in [(100, 300_000), (1_000, 16_384), (10_000, 1_048_576)] {
+            let records = max_per_user.max(crate::upstash::MAX_PIPELINE_COMMANDS);
+            // Every record's data base64-encoded (4/3), whatever the fixed fields add.
+            assert!(reply_bound(max_per_user, max_data) > records * max_data * 4 / 3);
+        }
+    }
 }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::{error::UpstashError, reply::Reply};
 
 /// Most commands in one pipeline request; more go in further requests, in parallel.
-const MAX_BATCH: usize = 128;
+pub const MAX_BATCH: usize = 128;
 
 /// Where a queued command's reply goes.
 pub(super) type Waiter = oneshot::Sender<Result<Reply, UpstashError>>;

@@ -9,6 +9,7 @@ mod error;
 mod metrics;
 mod reply;
 
+pub use batch::MAX_BATCH as MAX_PIPELINE_COMMANDS;
 pub use client::{ClientConfig, RetryPolicy, UpstashClient, DEFAULT_MAX_REPLY_BYTES};
 pub use command::Command;
 pub use error::UpstashError;
