@@ -435,9 +435,14 @@ impl SessionManager {
         current: &ActiveSession,
         target: &SessionId,
     ) -> Result<bool, SessionError> {
-        let ended = self
+        let mut ended = self
             .within(self.store.delete_user_session(&current.data.user, target))
             .await?;
+        if !ended && target == &current.id {
+            // The request's own session was just read live: end it even if the user's index
+            // lags behind (the listing shows it, so ending it must work too).
+            ended = self.within(self.store.delete(target)).await?;
+        }
         if ended {
             tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
             self.metrics.ended("ended_by_user", 1);
@@ -445,11 +450,16 @@ impl SessionManager {
         Ok(ended)
     }
 
-    /// Ends every session of the user of `current`, that one included.
+    /// Ends every session of the user of `current`, that one included: it is deleted by id
+    /// too, so a user index that lags behind (or was evicted) cannot leave the caller's own
+    /// session alive after "log out everywhere".
     pub async fn end_all(&self, current: &ActiveSession) -> Result<u64, SessionError> {
-        let ended = self
+        let mut ended = self
             .within(self.store.delete_user(&current.data.user))
             .await?;
+        if self.within(self.store.delete(&current.id)).await? {
+            ended += 1;
+        }
         tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
         self.metrics.ended("logout_all", ended);
         Ok(ended)

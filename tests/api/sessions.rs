@@ -297,7 +297,7 @@ async fn concurrent_profile_reads_cost_one_getex_each_and_answer_their_own_sessi
 }
 
 #[tokio::test]
-async fn the_current_session_is_listed_even_when_the_user_index_lags_behind() {
+async fn the_current_session_is_listed_and_ended_even_when_the_user_index_lags_behind() {
     use upstash_sessions::upstash::{ClientConfig, Command, RetryPolicy, UpstashClient};
     let app = spawn_app_with(Backend::Upstash, |_| {}).await;
     let (_, cookie) = app.login("ivan").await;
@@ -318,4 +318,18 @@ async fn the_current_session_is_listed_even_when_the_user_index_lags_behind() {
     assert_eq!(listed.len(), 1, "{body}");
     assert_eq!(listed[0]["session_id"], id.as_str());
     assert_eq!(listed[0]["current"], true);
+    // "Log out everywhere" ends it too, and says so.
+    let all = json(app.post("/logout/all/", Some(&cookie)).await).await;
+    assert_eq!(all["ended"], 1, "{all}");
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
+    // So does ending it by id from the listing.
+    let (_, cookie) = app.login("ivan").await;
+    let id = id_of(&cookie);
+    let zrem = Command::new("ZREM")
+        .arg("user_sessions:ivan")
+        .arg(id.as_str());
+    client.command(&zrem, RetryPolicy::Once).await.unwrap();
+    let ended = app.delete(&format!("/sessions/{id}"), Some(&cookie)).await;
+    assert_eq!(ended.status(), 200);
+    assert_eq!(app.profile(Some(&cookie)).await.status(), 404);
 }
