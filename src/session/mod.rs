@@ -93,6 +93,10 @@ impl SessionError {
     }
 }
 
+/// Most verified session cookies one request is read with (see
+/// [`SessionManager::read_cookie`]): enough for a planted cookie or two beside the user's own.
+pub const MAX_SESSION_COOKIES: usize = 4;
+
 /// The session cookie found on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieState {
@@ -217,13 +221,15 @@ impl SessionManager {
 
     /// Finds our cookie among `Cookie` header values (raw bytes: another cookie's non-ASCII
     /// value must not hide ours). With several cookies of our name (a sibling domain may set
-    /// one), every one that verifies is kept, in order, so the caller can prefer a live one.
+    /// one), the first [`MAX_SESSION_COOKIES`] that verify are kept, in order, so the caller
+    /// can prefer a live one; the rest are ignored, so one request cannot make the service
+    /// spend a store request per cookie it carries.
     pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> CookieState {
         let name = self.config.cookie_name.as_bytes();
         let mut state = CookieState::Missing;
         let mut found: Option<SessionId> = None;
         let mut more: Vec<SessionId> = Vec::new();
-        for header in headers {
+        'headers: for header in headers {
             // RFC 6265 §5.4: `name=value` pairs separated by `;`. (actix's cookie 0.16 has
             // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
             for pair in header.split(|b| *b == b';') {
@@ -236,7 +242,12 @@ impl SessionManager {
                 let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok();
                 match value.and_then(|v| self.signer.verify(v)) {
                     Some(id) if found.is_none() => found = Some(id),
-                    Some(id) if found != Some(id) && !more.contains(&id) => more.push(id),
+                    Some(id) if found != Some(id) && !more.contains(&id) => {
+                        more.push(id);
+                        if more.len() + 1 >= MAX_SESSION_COOKIES {
+                            break 'headers;
+                        }
+                    }
                     Some(_) => {}
                     None => state = CookieState::Invalid,
                 }
@@ -309,10 +320,18 @@ impl SessionManager {
             if created == Created::Created {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
                 self.metrics.created();
+                // Best effort: the login stands (its old session is already ended in the
+                // same operation); a failure here leaves a planted cookie's session to expire.
                 for other in previous.iter().skip(1) {
-                    if self.within(self.store.delete(other)).await? {
-                        tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
-                        self.metrics.ended("rotated", 1);
+                    match self.within(self.store.delete(other)).await {
+                        Ok(true) => {
+                            tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
+                            self.metrics.ended("rotated", 1);
+                        }
+                        Ok(false) => {}
+                        Err(error) => {
+                            tracing::warn!(session = %other.log_tag(), error = %error, "could not end a further session cookie at login")
+                        }
                     }
                 }
                 return Ok(ActiveSession { id, data });

@@ -217,8 +217,17 @@ fn item(items: &mut [Result<Reply, String>], i: usize, what: &str) -> Result<Rep
     }
 }
 
+/// The record; a corrupt one is described by the error's kind and position only, since serde's
+/// own message can quote the stored values (user names, data) into the log.
 fn parse_record(json: &str) -> Result<SessionData, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(json).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn ids_of(reply: Reply, what: &str) -> Result<Vec<SessionId>, StoreError> {
@@ -529,5 +538,20 @@ impl SessionStore for UpstashStore {
 
     fn backend(&self) -> &'static str {
         "upstash"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_record_is_described_without_its_values() {
+        let record = r#"{"user":"alice","status":"active","created_at":"secret-value-1","absolute_expires_at":1}"#;
+        let Err(StoreError::Corrupt(message)) = parse_record(record) else {
+            panic!("a corrupt record must not parse");
+        };
+        assert!(!message.contains("secret-value-1"), "{message}");
+        assert!(message.contains("line 1 column"), "{message}");
     }
 }

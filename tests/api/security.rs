@@ -315,3 +315,25 @@ async fn the_upstash_sync_token_of_a_login_is_sent_with_the_next_read() {
         .expect("a sync token was sent");
     assert!(sent.starts_with("fake-"), "{sent}");
 }
+
+#[tokio::test]
+async fn a_request_is_read_with_at_most_four_verified_cookies() {
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let mut dead = Vec::new();
+    for i in 0..40 {
+        let (_, cookie) = app.login(&format!("mallory{i}")).await;
+        app.logout(Some(&cookie)).await;
+        dead.push(cookie);
+    }
+    let (_, live) = app.login("alice").await;
+    // Three planted cookies before the user's own: still found, one store request each.
+    let few = format!("{}; {live}", dead[..3].join("; "));
+    let before = app.upstash_requests();
+    assert_eq!(app.profile(Some(&few)).await.status(), 200);
+    assert_eq!(app.upstash_requests(), before + 4);
+    // Forty: only the first four are read, so the request costs four store requests, not 41.
+    let many = format!("{}; {live}", dead.join("; "));
+    let before = app.upstash_requests();
+    assert_eq!(app.profile(Some(&many)).await.status(), 404);
+    assert_eq!(app.upstash_requests(), before + 4);
+}
