@@ -33,14 +33,27 @@ fn fresh() -> HeaderValue {
     HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
-/// The path as logs may show it: the one route carrying a session id in its path is replaced
-/// by its pattern (cheaper than matching every request against the route table), and an
-/// over-long path is cut.
-fn loggable_path(path: &str) -> &str {
-    match path.strip_prefix("/sessions/") {
-        Some(rest) if !rest.is_empty() && rest != "/" => "/sessions/{session_id}",
-        _ => path.get(..200).unwrap_or(path),
+/// The path as logs may show it: any segment that could carry a session id (36 characters,
+/// or percent-encoded, which the router decodes) is replaced by `{session_id}`, wherever the
+/// routes are mounted (`/sessions/<id>` or `/auth/sessions/<id>`), and an over-long path is
+/// cut. Allocates only when something is replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let path = path.get(..200).unwrap_or(path);
+    let risky = |segment: &str| segment.len() == 36 || segment.contains('%');
+    if !path.split('/').any(risky) {
+        return std::borrow::Cow::Borrowed(path);
     }
+    let masked: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if risky(segment) {
+                "{session_id}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(masked.join("/"))
 }
 
 /// The middleware (use with `actix_web::middleware::from_fn`).
@@ -56,7 +69,7 @@ pub async fn request_id(
         "request",
         request_id = id.to_str().unwrap_or(""),
         method = %req.method(),
-        route = loggable_path(req.path()),
+        route = &*loggable_path(req.path()),
     );
     let mut response = next.call(req).instrument(span).await?;
     response.headers_mut().insert(X_REQUEST_ID, id);
@@ -66,6 +79,36 @@ pub async fn request_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ids_never_reach_the_logged_path_wherever_the_routes_are_mounted() {
+        let id = "6f9619ff-8b86-4011-b42d-00cf4fc964ff";
+        for (path, logged) in [
+            (
+                format!("/sessions/{id}"),
+                "/sessions/{session_id}".to_owned(),
+            ),
+            (
+                format!("/sessions/{id}/"),
+                "/sessions/{session_id}/".to_owned(),
+            ),
+            (
+                format!("/auth/sessions/{id}"),
+                "/auth/sessions/{session_id}".to_owned(),
+            ),
+            (
+                format!("/%73essions/{id}"),
+                "/{session_id}/{session_id}".to_owned(),
+            ),
+            ("/profile/".to_owned(), "/profile/".to_owned()),
+        ] {
+            assert_eq!(loggable_path(&path), logged);
+        }
+        assert!(matches!(
+            loggable_path("/login/"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn fresh_ids_are_32_lowercase_hex_digits_and_differ() {

@@ -10,6 +10,9 @@ tokio::task_local! {
     static DEADLINE: tokio::time::Instant;
 }
 
+/// How long past the request's deadline the store's own deadline may take to report.
+const GRACE: Duration = Duration::from_millis(50);
+
 /// A per-request budget for store work; `None` for stores that cannot stall (memory).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
@@ -44,7 +47,10 @@ impl Deadline {
         let at = DEADLINE
             .try_with(|at| *at)
             .unwrap_or_else(|_| tokio::time::Instant::now() + budget);
-        match tokio::time::timeout_at(at, work).await {
+        // The store's own deadline (the Upstash client's, same budget, started a moment later)
+        // comes first by a hair, so its answer names the cause (a refused connection, a
+        // stalled handshake); this one only bounds work that would overrun it.
+        match tokio::time::timeout_at(at + GRACE, work).await {
             Ok(result) => result,
             Err(elapsed) => Err(StoreError::Timeout(Box::new(elapsed))),
         }

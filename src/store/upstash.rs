@@ -8,7 +8,7 @@
 //!
 //! | operation | requests | commands |
 //! |---|---|---|
-//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL of a replaced session); 3 more when the index holds more entries than the per-user limit (ZRANGE, EXISTS per member, then ZREM of gone entries + DEL/ZREM of the oldest live ones past the limit) |
+//! | create | 1 (`/multi-exec`) | SET NX EX, ZADD, ZREMRANGEBYSCORE, EXPIRE NX, EXPIRE GT, ZCARD (+ DEL and ZREM of a replaced session); 3 more when the index holds more entries than the per-user limit (ZRANGE, EXISTS per member, then ZREM of gone entries + DEL/ZREM of the oldest live ones past the limit) |
 //! | load | 1 | GETEX EX |
 //! | merge | 1 (+1 once per process: the script cache) | EVALSHA of [`MERGE_SCRIPT`] (EVAL when Redis answers NOSCRIPT) |
 //! | delete | 1 | DEL |
@@ -283,8 +283,16 @@ impl SessionStore for UpstashStore {
                 .int(index_ttl)
                 .arg("GT"),
         ];
-        if let Some(old) = replaces {
+        let old_member = replaces.map(|old| old.to_string());
+        if let (Some(old), Some(member)) = (replaces, &old_member) {
             commands.push(Command::new("DEL").arg(session_key(old)));
+            // Out of this user's index too (a no-op when it was another user's), so a rotation
+            // does not count against the limit until the next trim.
+            commands.push(
+                Command::new("ZREM")
+                    .arg(index.as_str())
+                    .arg(member.as_str()),
+            );
         }
         let zcard_at = commands.len();
         commands.push(Command::new("ZCARD").arg(index.as_str()));

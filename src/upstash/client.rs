@@ -303,7 +303,12 @@ impl UpstashClient {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(cause.unwrap_or(UpstashError::Timeout(self.config.timeout)));
+                return Err(finalize(
+                    UpstashError::Timeout(self.config.timeout),
+                    cause,
+                    deadline,
+                    self.config.timeout,
+                ));
             }
             let budget = remaining.min(self.config.attempt_timeout);
             let sent = Instant::now();
@@ -567,7 +572,9 @@ fn finalize(
     timeout: Duration,
 ) -> UpstashError {
     match (error, cause) {
-        (UpstashError::Timeout(_), Some(cause)) => cause,
+        // Only a failure to connect says more than the timeout: after a 5xx, an attempt that
+        // then hung is still a store that did not answer in time.
+        (UpstashError::Timeout(_), Some(cause @ UpstashError::Transport(_))) => cause,
         (UpstashError::Timeout(_), None) if Instant::now() >= deadline => {
             UpstashError::Timeout(timeout)
         }
