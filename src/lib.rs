@@ -25,14 +25,18 @@
 //!     let sessions = web::Data::new(session_manager(&settings, None).await?);
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             // CORS for CORS_ALLOWED_ORIGINS and the cross-site request guard.
-//!             .wrap(routes::OriginPolicy::new(
-//!                 &settings.cors_allowed_origins,
-//!                 settings.public_origin.as_deref(),
-//!             ))
 //!             .app_data(sessions.clone())
 //!             // POST /auth/login/, GET /auth/profile/, POST /auth/logout/, ...
-//!             .service(web::scope("/auth").configure(routes::configure))
+//!             .service(
+//!                 web::scope("/auth")
+//!                     // CORS for CORS_ALLOWED_ORIGINS and the cross-site request guard, on
+//!                     // these routes only (wrapped on the App it would guard yours too).
+//!                     .wrap(routes::OriginPolicy::new(
+//!                         &settings.cors_allowed_origins,
+//!                         settings.public_origin.as_deref(),
+//!                     ))
+//!                     .configure(routes::configure),
+//!             )
 //!     })
 //!     .bind(("127.0.0.1", 8080))?
 //!     .run()
