@@ -3,9 +3,8 @@
 //! their cause, and the client sees only an opaque message.
 
 use actix_web::{
-    error::JsonPayloadError,
     http::{header, StatusCode},
-    HttpRequest, HttpResponse, ResponseError,
+    HttpResponse, ResponseError,
 };
 use serde::Serialize;
 
@@ -151,28 +150,6 @@ impl ResponseError for ApiError {
             error: self.to_string(),
         })
     }
-}
-
-/// Maps actix's JSON body errors to our JSON errors: 415 for another content type, 413 past
-/// the size limit, 400 for malformed JSON, 422 for JSON of the wrong shape.
-pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let (status, message) = match &error {
-        JsonPayloadError::ContentType => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json".to_owned(),
-        ),
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {limit} bytes"),
-        ),
-        JsonPayloadError::Deserialize(e) => return body_error(e).into(),
-        _ => (
-            StatusCode::BAD_REQUEST,
-            "could not read the request body".to_owned(),
-        ),
-    };
-    ApiError::BadBody { status, message }.into()
 }
 
 /// A JSON body that did not deserialize: 422 when it is JSON of the wrong shape, else 400.

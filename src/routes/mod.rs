@@ -20,7 +20,7 @@ use actix_web::{
     web, HttpResponse, ResponseError,
 };
 
-pub use error::{json_error, ApiError, ErrorBody, StoreFailure};
+pub use error::{ApiError, ErrorBody, StoreFailure};
 pub use origin::OriginPolicy;
 
 /// Largest accepted JSON body, in bytes, beyond the session data it may carry (a login's
@@ -29,12 +29,8 @@ pub const MAX_BODY_BYTES: usize = 4096;
 
 /// Mounts the session routes and probes. Needs `web::Data<SessionManager>` on the app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .error_handler(json_error),
-    )
-    .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::RouteNotFound.into()));
+    // Bodies are read by the handlers themselves (their limit grows with the data limit).
+    cfg.app_data(web::PathConfig::default().error_handler(|_, _| ApiError::RouteNotFound.into()));
     // One static resource per spelling (with and without the slash): a resource with two
     // patterns is matched through a regex set, which costs on every request. The hot
     // `/profile/` comes first.
@@ -89,7 +85,7 @@ const BOTH_SPELLINGS: [&str; 6] = [
 /// The metrics `endpoint` label of a matched route pattern: the slash-less spelling of a
 /// route counts as its slashed one, so each route is one series.
 pub fn endpoint_label(pattern: &str) -> Cow<'_, str> {
-    if BOTH_SPELLINGS.iter().any(|p| pattern.ends_with(p)) {
+    if !pattern.ends_with('/') && BOTH_SPELLINGS.iter().any(|p| pattern.ends_with(p)) {
         Cow::Owned(format!("{pattern}/"))
     } else {
         Cow::Borrowed(pattern)
@@ -196,43 +192,42 @@ impl guard::Guard for MethodIs {
 /// `charset` allowed). actix's JSON extractor also takes `text/json` and `*/*+json`; login
 /// must not, so that no cross-site form or unusual type can log a browser in.
 fn is_json(ctx: &GuardContext<'_>) -> bool {
-    ctx.head()
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+    content_type_is(ctx, &["application/json"])
 }
 
 /// Whether a `PATCH` body is declared as `application/merge-patch+json` (RFC 7396) or
 /// `application/json`, parameters allowed.
 fn is_merge_patch(ctx: &GuardContext<'_>) -> bool {
+    content_type_is(ctx, &["application/merge-patch+json", "application/json"])
+}
+
+/// Whether the request's `Content-Type`, without its parameters, is one of `types`.
+fn content_type_is(ctx: &GuardContext<'_>, types: &[&str]) -> bool {
     ctx.head()
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/merge-patch+json")
-                || mime.eq_ignore_ascii_case("application/json")
-        })
+        .is_some_and(|mime| types.iter().any(|t| mime.trim().eq_ignore_ascii_case(t)))
 }
 
 /// `PATCH /profile/` with another content type.
 async fn unsupported_patch_type() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::BadBody {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        message: "Content-Type must be application/merge-patch+json or application/json".to_owned(),
-    })
+    Err(unsupported_type(
+        "Content-Type must be application/merge-patch+json or application/json",
+    ))
 }
 
 /// Login with a body that is not `application/json`.
 async fn unsupported_media_type() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::BadBody {
+    Err(unsupported_type("Content-Type must be application/json"))
+}
+
+fn unsupported_type(message: &str) -> ApiError {
+    ApiError::BadBody {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        message: "Content-Type must be application/json".to_owned(),
-    })
+        message: message.to_owned(),
+    }
 }
 
 /// Fallback for unknown paths: JSON 404, never an HTML page.

@@ -176,13 +176,21 @@ async fn require_session(
     req: &HttpRequest,
     sessions: &SessionManager,
 ) -> Result<ActiveSession, ApiError> {
-    let session = match cookie_state(req, sessions) {
-        CookieState::Valid(id) => sessions.refresh(&id).await?,
-        CookieState::Several(ids) => sessions.refresh_first_live(&ids).await?,
-        CookieState::Missing => return Err(ApiError::MissingCookie),
-        CookieState::Invalid => return Err(ApiError::SessionNotFound),
-    };
-    session.ok_or(ApiError::SessionNotFound)
+    let state = live_cookie(req, sessions)?;
+    sessions
+        .refresh_first_live(state.ids())
+        .await?
+        .ok_or(ApiError::SessionNotFound)
+}
+
+/// The verified cookie(s) of a request that needs a session: no cookie is 403, a cookie
+/// that does not verify is 404 (before any store request).
+fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieState, ApiError> {
+    match cookie_state(req, sessions) {
+        CookieState::Missing => Err(ApiError::MissingCookie),
+        CookieState::Invalid => Err(ApiError::SessionNotFound),
+        state => Ok(state),
+    }
 }
 
 /// `POST /login/`: creates a session and sets its cookie; a session the client still held is
@@ -304,11 +312,7 @@ pub async fn patch_profile(
     payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids = match cookie_state(&req, &sessions) {
-        CookieState::Missing => return Err(ApiError::MissingCookie),
-        CookieState::Invalid => return Err(ApiError::SessionNotFound),
-        state => state.ids().to_vec(),
-    };
+    let state = live_cookie(&req, &sessions)?;
     // The body is read before the store deadline starts (see `login`).
     let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
     let patch = AppData::parse(raw.get())?;
@@ -316,7 +320,7 @@ pub async fn patch_profile(
         .request(async {
             // Of several verified cookies, the first naming a live session takes the patch
             // (a merge on a gone session writes nothing).
-            for id in &ids {
+            for id in state.ids() {
                 if let Some(session) = sessions.update(id, &patch).await? {
                     return profile_response(&sessions, &session);
                 }
