@@ -306,13 +306,14 @@ impl Settings {
             }
             (Some(url), Some(token)) => {
                 // Not a field of `Settings`: it only loosens the URL check.
-                let allow_http = match get("UPSTASH_ALLOW_INSECURE_HTTP") {
-                    None => false,
-                    Some(v) => parse_bool("UPSTASH_ALLOW_INSECURE_HTTP", &v)?,
-                };
+                let allow_http = parse_bool(
+                    "UPSTASH_ALLOW_INSECURE_HTTP",
+                    get("UPSTASH_ALLOW_INSECURE_HTTP"),
+                    false,
+                )?;
                 Some(UpstashSettings {
                     url: parse_url(&url, allow_http)?,
-                    token: parse_token(token)?,
+                    token: parse_token("UPSTASH_REDIS_REST_TOKEN", token)?,
                 })
             }
         };
@@ -326,10 +327,11 @@ impl Settings {
                 }
             }
         }
-        let upstash_warm_pool = match get("UPSTASH_WARM_POOL") {
-            None => defaults.upstash_warm_pool,
-            Some(v) => parse_bool("UPSTASH_WARM_POOL", &v)?,
-        };
+        let upstash_warm_pool = parse_bool(
+            "UPSTASH_WARM_POOL",
+            get("UPSTASH_WARM_POOL"),
+            defaults.upstash_warm_pool,
+        )?;
 
         let secret = get("SESSION_SECRET")
             .map(|v| parse_secret("SESSION_SECRET", v))
@@ -338,7 +340,7 @@ impl Settings {
             .map(|v| parse_secret("SESSION_SECRET_PREVIOUS", v))
             .transpose()?;
         let previous_token = get("UPSTASH_REDIS_REST_TOKEN_PREVIOUS")
-            .map(|v| parse_token_var("UPSTASH_REDIS_REST_TOKEN_PREVIOUS", v))
+            .map(|v| parse_token("UPSTASH_REDIS_REST_TOKEN_PREVIOUS", v))
             .transpose()?;
         // Checked here so a typo stops the service instead of silently logging at `info`.
         if let Some(filter) = get("RUST_LOG") {
@@ -351,10 +353,11 @@ impl Settings {
             }
         }
 
-        let secure = match get("COOKIE_SECURE") {
-            None => defaults.cookie.secure,
-            Some(v) => parse_bool("COOKIE_SECURE", &v)?,
-        };
+        let secure = parse_bool(
+            "COOKIE_SECURE",
+            get("COOKIE_SECURE"),
+            defaults.cookie.secure,
+        )?;
         let name = match get("COOKIE_NAME") {
             None => defaults.cookie.name,
             Some(v) => parse_cookie_name(&v, secure)?,
@@ -364,15 +367,13 @@ impl Settings {
             Some(v) => parse_same_site(&v, secure)?,
         };
 
-        let upstash_auto_pipeline = match get("UPSTASH_AUTO_PIPELINE") {
-            None => defaults.upstash_auto_pipeline,
-            Some(v) => parse_bool("UPSTASH_AUTO_PIPELINE", &v)?,
-        };
+        let upstash_auto_pipeline = parse_bool(
+            "UPSTASH_AUTO_PIPELINE",
+            get("UPSTASH_AUTO_PIPELINE"),
+            defaults.upstash_auto_pipeline,
+        )?;
 
-        let metrics = match get("METRICS") {
-            None => defaults.metrics,
-            Some(v) => parse_bool("METRICS", &v)?,
-        };
+        let metrics = parse_bool("METRICS", get("METRICS"), defaults.metrics)?;
 
         let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
             None => defaults.cors_allowed_origins.clone(),
@@ -534,13 +535,21 @@ where
     }
 }
 
-fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError> {
+/// `value` as a boolean, or `default` when unset.
+fn parse_bool(
+    var: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err(SettingsError::Invalid {
             var,
-            value: value.to_owned(),
+            value,
             expected: "true or false",
         }),
     }
@@ -657,11 +666,7 @@ fn read_certificates(
     Ok(certificates)
 }
 
-fn parse_token(value: String) -> Result<SecretString, SettingsError> {
-    parse_token_var("UPSTASH_REDIS_REST_TOKEN", value)
-}
-
-fn parse_token_var(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
+fn parse_token(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
     let ok = value
         .bytes()
         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
