@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 
 /// The binary with a clean environment plus `vars`, run in an empty directory so no `.env`
 /// is picked up.
-fn binary(vars: &[(&str, &str)]) -> Command {
+pub(crate) fn binary(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_upstash-sessions"));
     command
         .env_clear()
@@ -35,7 +35,8 @@ fn binary(vars: &[(&str, &str)]) -> Command {
     command
 }
 
-fn stop(child: &mut Child) -> (Option<i32>, String) {
+/// Stops the binary (SIGTERM, then SIGKILL after 20 s); its exit code and its log.
+pub(crate) fn stop(child: &mut Child) -> (Option<i32>, String) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -72,7 +73,7 @@ async fn login(client: &reqwest::Client, base: &str) -> reqwest::Response {
 }
 
 /// The binary on a free port with `vars`, once it answers `/healthz`; and its base URL.
-async fn start(vars: &[(&str, &str)]) -> (Child, String) {
+pub(crate) async fn start(vars: &[(&str, &str)]) -> (Child, String) {
     let port = free_port().to_string();
     let mut all = vec![("PORT", port.as_str())];
     all.extend_from_slice(vars);

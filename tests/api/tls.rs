@@ -4,8 +4,7 @@
 //! environment, log lines) is at the end.
 
 use std::{
-    io::Read,
-    process::{Child, Command, Stdio},
+    process::Child,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -249,72 +248,19 @@ async fn a_warm_pool_opens_the_workers_connection_before_the_first_request() {
 
 // ---- the binary: settings from the environment, answers and log lines of each fault ----
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn_binary(vars: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_upstash-sessions"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command.spawn().unwrap()
+    crate::binary::binary(vars).spawn().unwrap()
 }
 
-/// Stops the binary (SIGTERM, then SIGKILL after 20 s) and returns its log.
+/// Stops the binary and returns its log.
 fn stop(mut child: Child) -> String {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    log
-}
-
-async fn wait_healthy(base: &str) {
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the binary did not start");
+    crate::binary::stop(&mut child).1
 }
 
 /// The binary in front of `front`, with `vars` added; and its base URL.
 async fn binary_for(front: &TlsFront, vars: &[(&str, &str)]) -> (Child, String) {
-    let port = free_port().to_string();
     let url = front.url();
     let mut all = vec![
-        ("PORT", port.as_str()),
         ("UPSTASH_REDIS_REST_URL", url.as_str()),
         ("UPSTASH_REDIS_REST_TOKEN", FAKE_TOKEN),
         ("COOKIE_SECURE", "false"),
@@ -322,10 +268,7 @@ async fn binary_for(front: &TlsFront, vars: &[(&str, &str)]) -> (Child, String) 
         ("RUST_LOG", "info"),
     ];
     all.extend_from_slice(vars);
-    let child = spawn_binary(&all);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await;
-    (child, base)
+    crate::binary::start(&all).await
 }
 
 #[tokio::test]
