@@ -523,6 +523,17 @@ async fn a_sync_token_on_an_error_response_is_not_taken() {
     assert_eq!(sent, [None, Some("good".into()), Some("good".into())]);
 }
 
+/// A client for `url` whose reply bound is 1 MiB, with a 5 s budget.
+fn client_reading_at_most_1_mib(url: &str) -> UpstashClient {
+    let mut config = ClientConfig::new(
+        reqwest::Url::parse(url).unwrap(),
+        "secret-token",
+        Duration::from_secs(5),
+    );
+    config.max_reply_bytes = 1 << 20;
+    UpstashClient::new(config).unwrap()
+}
+
 #[tokio::test]
 async fn a_reply_larger_than_the_bound_fails_at_once_without_a_retry() {
     let server = MockServer::start().await;
@@ -531,14 +542,7 @@ async fn a_reply_larger_than_the_bound_fails_at_once_without_a_retry() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut config = ClientConfig::new(
-        reqwest::Url::parse(&server.uri()).unwrap(),
-        "secret-token",
-        Duration::from_secs(2),
-    );
-    config.max_reply_bytes = 1 << 20;
-    let err = UpstashClient::new(config)
-        .unwrap()
+    let err = client_reading_at_most_1_mib(&server.uri())
         .command(&Command::new("PING"), RetryPolicy::Idempotent)
         .await
         .unwrap_err();
@@ -573,14 +577,7 @@ async fn a_streamed_reply_is_cut_off_at_the_bound_without_being_read_whole() {
             counter.fetch_add(64 << 10, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    let mut config = ClientConfig::new(
-        reqwest::Url::parse(&format!("http://{address}")).unwrap(),
-        "secret-token",
-        Duration::from_secs(5),
-    );
-    config.max_reply_bytes = 1 << 20;
-    let err = UpstashClient::new(config)
-        .unwrap()
+    let err = client_reading_at_most_1_mib(&format!("http://{address}"))
         .command(&Command::new("PING"), RetryPolicy::Once)
         .await
         .unwrap_err();
