@@ -83,6 +83,24 @@ fn ranked(user: &str, rank: u64) -> SessionData {
     }
 }
 
+/// The ids `store` lists for `user`, sorted.
+async fn listed(store: &Arc<dyn SessionStore>, user: &str) -> Vec<SessionId> {
+    sorted(
+        store
+            .list_user(user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+    )
+}
+
+fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+    ids.sort();
+    ids
+}
+
 /// The per-user limit counts live sessions only: logged-out and rotated sessions never
 /// push a live one out. Run with `with_limit(2)` and the default limit.
 async fn limit_suite(with_limit: impl Fn(usize) -> Arc<dyn SessionStore>) {
@@ -125,17 +143,7 @@ async fn limit_suite(with_limit: impl Fn(usize) -> Arc<dyn SessionStore>) {
         None,
         "laptop evicted"
     );
-    let mut listed: Vec<SessionId> = store
-        .list_user(&user)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    listed.sort();
-    let mut expected = vec![phone, tablet];
-    expected.sort();
-    assert_eq!(listed, expected);
+    assert_eq!(listed(&store, &user).await, sorted(vec![phone, tablet]));
 
     // With the default limit (100): a laptop, then 99 phone logins each logged out, then one
     // more phone login: the laptop stays.
@@ -459,17 +467,7 @@ async fn suite(store: Arc<dyn SessionStore>) {
         .create(&theirs, &data(&other_user), ttl, None)
         .await
         .unwrap();
-    let mut listed: Vec<SessionId> = store
-        .list_user(&user)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    listed.sort();
-    let mut expected = mine.clone();
-    expected.sort();
-    assert_eq!(listed, expected);
+    assert_eq!(listed(&store, &user).await, sorted(mine.clone()));
     assert!(!store.delete_user_session(&user, &theirs).await.unwrap());
     assert!(store.load(&theirs, ttl).await.unwrap().is_some());
     assert!(store.delete_user_session(&user, &mine[0]).await.unwrap());

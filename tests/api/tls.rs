@@ -163,15 +163,20 @@ async fn a_private_ca_is_trusted_only_when_configured() {
         .unwrap();
 }
 
+/// Test settings for the service behind `front`, trusting `ca`.
+fn settings_behind(front: &TlsFront, ca: &TestCa) -> upstash_sessions::settings::Settings {
+    let mut settings = test_settings(None);
+    settings.upstash = Some(upstash_settings(&front.url(), FAKE_TOKEN));
+    settings.upstash_extra_roots = vec![ca.der()];
+    settings
+}
+
 #[tokio::test]
 async fn login_profile_sessions_and_logout_work_over_https_with_the_sync_token() {
     let fake = FakeUpstash::start().await;
     let ca = TestCa::new();
     let front = TlsFront::start(&fake.uri(), Mode::relay(ca.localhost())).await;
-    let mut settings = test_settings(None);
-    settings.upstash = Some(upstash_settings(&front.url(), FAKE_TOKEN));
-    settings.upstash_extra_roots = vec![ca.der()];
-    let app = spawn_with_settings(settings, None).await;
+    let app = spawn_with_settings(settings_behind(&front, &ca), None).await;
 
     let login = app.post_login(r#"{"username":"alice"}"#, None).await;
     assert_eq!(login.status(), 200);
@@ -221,9 +226,7 @@ async fn a_warm_pool_opens_the_workers_connection_before_the_first_request() {
     let fake = FakeUpstash::start().await;
     let ca = TestCa::new();
     let front = TlsFront::start(&fake.uri(), Mode::relay(ca.localhost())).await;
-    let mut settings = test_settings(None);
-    settings.upstash = Some(upstash_settings(&front.url(), FAKE_TOKEN));
-    settings.upstash_extra_roots = vec![ca.der()];
+    let mut settings = settings_behind(&front, &ca);
     settings.upstash_warm_pool = true;
     let app = spawn_with_settings(settings, None).await;
     // The start-up PING's connection, then the worker's, with no request sent.
