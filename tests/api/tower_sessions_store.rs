@@ -759,23 +759,41 @@ impl Jar {
     }
 }
 
-#[tokio::test]
-async fn the_example_app_counts_visits_and_logs_a_user_in_and_out() {
-    let target = Target::fake().await;
+on_every_target!(the_example_app_counts_visits_and_logs_a_user_in_and_out);
+
+/// The example's routes on this store, and what each HTTP request costs in Upstash requests
+/// and billed commands (docs/axum.md's table).
+async fn the_example_app_counts_visits_and_logs_a_user_in_and_out(target: Target) {
     let app = example::app(target.store());
     let mut jar = Jar::default();
+    let mut costs = Vec::new();
+    let mut step = |what: &'static str, before: (u64, u64), after: (u64, u64)| {
+        costs.push((what, after.0 - before.0, after.1 - before.1));
+    };
+
+    let before = target.stats().await;
     assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 1, "user": null}));
+    step("first visit: create", before, target.stats().await);
     let before_login = jar.0.clone();
+    let before = target.stats().await;
     assert_eq!(jar.go(&app, "POST", "/login/alice").await, json!({"user": "alice"}));
+    step("login (cycle_id): load, delete, create", before, target.stats().await);
     assert_ne!(jar.0, before_login, "a new session id at login");
+    let before = target.stats().await;
     assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 2, "user": "alice"}));
+    step("visit: load, save", before, target.stats().await);
     let keys = target.keys().await;
     assert_eq!(keys.len(), 1, "the pre-login session is gone: {keys:?}");
     let left = target.pttl(&keys[0]).await;
     assert!((1_740_000..=1_800_000).contains(&left), "30-minute sessions: {left} ms");
+    let before = target.stats().await;
     assert_eq!(jar.go(&app, "POST", "/logout").await, json!({"user": null}));
+    step("logout (flush): delete", before, target.stats().await);
     assert_eq!(target.keys().await, Vec::<String>::new());
     assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 1, "user": null}));
+    eprintln!("Upstash requests and commands per HTTP request: {costs:?}");
+    let counts: Vec<(u64, u64)> = costs.iter().map(|c| (c.1, c.2)).collect();
+    assert_eq!(counts, [(1, 1), (3, 3), (2, 2), (1, 1)], "{costs:?}");
 }
 
 #[test]
