@@ -36,8 +36,8 @@ fn copy_route_suite() -> Result<PathBuf, String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let lock = fs::read_to_string(Path::new(&manifest_dir).join("Cargo.lock"))
         .map_err(|e| format!("Cargo.lock: {e}"))?;
-    let version = locked_version(&lock, "tower-sessions")
-        .ok_or("tower-sessions is not in Cargo.lock")?;
+    let version =
+        locked_version(&lock, "tower-sessions").ok_or("tower-sessions is not in Cargo.lock")?;
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
@@ -49,7 +49,12 @@ fn copy_route_suite() -> Result<PathBuf, String> {
         .filter_map(Result::ok)
         .map(|registry| registry.path().join(&crate_dir).join("tests/common/mod.rs"))
         .find(|path| path.is_file())
-        .ok_or_else(|| format!("no {crate_dir}/tests/common/mod.rs under {}", registries.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "no {crate_dir}/tests/common/mod.rs under {}",
+                registries.display()
+            )
+        })?;
     let suite = fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
     let names = test_names(&suite);
     if names.is_empty() {

@@ -70,7 +70,9 @@ pub fn app(store: UpstashSessionStore) -> Router {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The store's failures are logged here (`tower_sessions_store_failed`); users get a 500.
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let url = var("UPSTASH_REDIS_REST_URL")?.parse()?;
     let token = var("UPSTASH_REDIS_REST_TOKEN")?;

@@ -108,6 +108,8 @@ pub const MAX_DATA_DEPTH: usize = 125;
 /// base64-encoded reply still fits the client's default reply limit
 /// ([`DEFAULT_MAX_REPLY_BYTES`]).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = DEFAULT_MAX_REPLY_BYTES / 4 * 3 - 64;
+// The base64 of such a record, in `{"result":"..."}`, fits the client's default reply limit.
+const _: () = assert!(DEFAULT_MAX_RECORD_BYTES.div_ceil(3) * 4 + 64 <= DEFAULT_MAX_REPLY_BYTES);
 
 /// New ids drawn when a fresh one is already taken (with 128 random bits, never in practice).
 const CREATE_ATTEMPTS: usize = 4;
@@ -240,7 +242,11 @@ impl UpstashSessionStore {
         condition: &'static str,
         expiry_ms: i64,
     ) -> session_store::Result<bool> {
-        let name = if condition == "NX" { "SET NX" } else { "SET XX" };
+        let name = if condition == "NX" {
+            "SET NX"
+        } else {
+            "SET XX"
+        };
         let command = Command::new("SET")
             .arg(key)
             .arg(body)
@@ -360,9 +366,8 @@ fn decode(id: Id, body: &str) -> session_store::Result<Record> {
         )));
     }
     let nanos = i128::from(stored.expires_at) * 1_000_000_000 + i128::from(stored.expires_at_nanos);
-    let expiry_date = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| {
-        session_store::Error::Decode("the stored expiry is out of range".into())
-    })?;
+    let expiry_date = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|_| session_store::Error::Decode("the stored expiry is out of range".into()))?;
     Ok(Record {
         id,
         data: stored.data,
@@ -506,18 +511,34 @@ mod tests {
             ("min".to_owned(), Value::from(i64::MIN)),
             ("float".to_owned(), serde_json::json!(0.1 + 0.2)),
             ("tiny".to_owned(), serde_json::json!(5e-324)),
-            ("text".to_owned(), Value::from("żółć 🦀 \u{0} \" \\ \u{202e}")),
-            ("nested".to_owned(), serde_json::json!({"a": [1, {"b": null}], "c": true})),
+            (
+                "text".to_owned(),
+                Value::from("żółć 🦀 \u{0} \" \\ \u{202e}"),
+            ),
+            (
+                "nested".to_owned(),
+                serde_json::json!({"a": [1, {"b": null}], "c": true}),
+            ),
         ]
         .into();
         let expiry = OffsetDateTime::from_unix_timestamp_nanos(1_796_710_340_123_456_789).unwrap();
         let original = record(data, expiry);
         let body = store().encode(&original).unwrap();
-        assert!(body.starts_with(r#"{"v":1,"expires_at":1796710340,"expires_at_nanos":123456789,"data":{"#), "{body}");
+        assert!(
+            body.starts_with(
+                r#"{"v":1,"expires_at":1796710340,"expires_at_nanos":123456789,"data":{"#
+            ),
+            "{body}"
+        );
         assert!(body.contains("18446744073709551615"), "{body}");
         let back = decode(original.id, &body).unwrap();
         assert_eq!(back, original);
-        let floats = |r: &Record| (r.data["float"].as_f64().unwrap().to_bits(), r.data["tiny"].as_f64().unwrap().to_bits());
+        let floats = |r: &Record| {
+            (
+                r.data["float"].as_f64().unwrap().to_bits(),
+                r.data["tiny"].as_f64().unwrap().to_bits(),
+            )
+        };
         assert_eq!(floats(&back), floats(&original));
     }
 
@@ -557,7 +578,6 @@ mod tests {
         );
         let err = store.encode(&big).unwrap_err();
         assert!(err.to_string().contains("limit of 100"), "{err}");
-        assert!(DEFAULT_MAX_RECORD_BYTES * 4 / 3 + 64 <= DEFAULT_MAX_REPLY_BYTES);
     }
 
     #[test]
@@ -580,7 +600,11 @@ mod tests {
         let at = |nanos: i128| OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
         assert_eq!(expiry_ms(at(1_796_710_340_000_000_000)), 1_796_710_340_000);
         assert_eq!(expiry_ms(at(1_796_710_340_000_000_001)), 1_796_710_340_001);
-        assert_eq!(expiry_ms(at(-5_000_000_000)), 1, "before 1970: expire at once");
+        assert_eq!(
+            expiry_ms(at(-5_000_000_000)),
+            1,
+            "before 1970: expire at once"
+        );
         assert_eq!(expiry_ms(at(0)), 1);
     }
 

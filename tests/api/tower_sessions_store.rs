@@ -96,7 +96,9 @@ impl Target {
 
     /// This target's keys, sorted.
     async fn keys(&self) -> Vec<String> {
-        let reply = self.raw(Command::new("KEYS").arg(format!("{}*", self.prefix))).await;
+        let reply = self
+            .raw(Command::new("KEYS").arg(format!("{}*", self.prefix)))
+            .await;
         let mut keys: Vec<String> = (reply.into_array().unwrap().into_iter())
             .map(|k| k.into_string().unwrap())
             .collect();
@@ -105,7 +107,10 @@ impl Target {
     }
 
     async fn pttl(&self, key: &str) -> i64 {
-        self.raw(Command::new("PTTL").arg(key)).await.as_int().unwrap()
+        self.raw(Command::new("PTTL").arg(key))
+            .await
+            .as_int()
+            .unwrap()
     }
 
     async fn get(&self, key: &str) -> Option<String> {
@@ -284,13 +289,14 @@ async fn records_keep_their_data_and_expiry_exactly(target: Target) {
     assert_eq!(store.load(&original.id).await.unwrap(), Some(changed));
 }
 
-async fn the_session_api_keeps_u64_max_and_refuses_i128_beyond_it_before_the_store(
-    target: Target,
-) {
+async fn the_session_api_keeps_u64_max_and_refuses_i128_beyond_it_before_the_store(target: Target) {
     let store = Arc::new(target.store());
     let session = Session::new(None, store.clone(), None);
     session.insert("max", u64::MAX).await.unwrap();
-    session.insert("i128_in_range", i128::from(i64::MIN)).await.unwrap();
+    session
+        .insert("i128_in_range", i128::from(i64::MIN))
+        .await
+        .unwrap();
     // serde_json's Value holds 64-bit integers: a larger i128 is refused by the Session API,
     // before anything reaches the store (tower-sessions' Record itself serializes its i128
     // id fine; this store keeps the id in the key, printed as tower-sessions prints it).
@@ -324,12 +330,19 @@ async fn the_key_expires_with_the_records_expiry_date(target: Target) {
     assert!((86_340_000..=86_400_000).contains(&left), "{left} ms");
 
     // A short session: gone from Redis after its expiry.
-    let mut short = record(json!({"n": 2}), OffsetDateTime::now_utc() + time::Duration::seconds(1));
+    let mut short = record(
+        json!({"n": 2}),
+        OffsetDateTime::now_utc() + time::Duration::seconds(1),
+    );
     store.create(&mut short).await.unwrap();
     assert!(store.load(&short.id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(store.load(&short.id).await.unwrap(), None);
-    assert_eq!(target.pttl(&store.redis_key(&short.id)).await, -2, "the key is gone");
+    assert_eq!(
+        target.pttl(&store.redis_key(&short.id)).await,
+        -2,
+        "the key is gone"
+    );
     // An expiry already past stores nothing that lives.
     let mut past = record(json!({"n": 3}), in_minutes(-1));
     store.create(&mut past).await.unwrap();
@@ -348,7 +361,11 @@ async fn an_expired_record_loads_as_none_even_before_redis_drops_it(target: Targ
         .raw(Command::new("SET").arg(key.as_str()).arg(body.to_string()))
         .await;
     assert_eq!(store.load(&id).await.unwrap(), None);
-    assert_eq!(store.load(&Id::default()).await.unwrap(), None, "unknown id");
+    assert_eq!(
+        store.load(&Id::default()).await.unwrap(),
+        None,
+        "unknown id"
+    );
 }
 
 async fn create_gives_a_colliding_id_a_new_id_and_never_overwrites(target: Target) {
@@ -366,7 +383,11 @@ async fn create_gives_a_colliding_id_a_new_id_and_never_overwrites(target: Targe
     let after = target.stats().await;
     let names = target.fake.as_ref().map(FakeUpstash::command_names);
     assert_ne!(second.id, taken, "a taken id gets a new one");
-    assert_eq!(target.get(&first_key).await.unwrap(), held, "never overwritten");
+    assert_eq!(
+        target.get(&first_key).await.unwrap(),
+        held,
+        "never overwritten"
+    );
     assert_eq!(store.load(&taken).await.unwrap(), Some(first));
     assert_eq!(store.load(&second.id).await.unwrap(), Some(second.clone()));
     // SET NX (not written), GET (another session's), SET NX under the new id.
@@ -415,23 +436,33 @@ async fn each_store_call_is_one_request_of_one_command(target: Target) {
     assert_eq!(costs, [(1, 1), (1, 1), (1, 1), (1, 1), (0, 0)]);
     if let Some(fake) = &target.fake {
         let names = fake.command_names();
-        assert_eq!(names[names.len() - 4..], [["SET"], ["GET"], ["SET"], ["DEL"]]);
+        assert_eq!(
+            names[names.len() - 4..],
+            [["SET"], ["GET"], ["SET"], ["DEL"]]
+        );
     }
 }
 
-async fn a_stored_record_that_is_not_version_1_fails_to_load_without_quoting_it(
-    target: Target,
-) {
+async fn a_stored_record_that_is_not_version_1_fails_to_load_without_quoting_it(target: Target) {
     let store = target.store();
     for (body, expected) in [
         ("secret-cart-contents", "syntax error"),
         (r#"{"v":1,"data":"secret-cart-contents"}"#, "data error"),
-        (r#"{"v":2,"data":"secret-cart-contents"}"#, "format version 2"),
+        (
+            r#"{"v":2,"data":"secret-cart-contents"}"#,
+            "format version 2",
+        ),
     ] {
         let id = Id::default();
         let key = store.redis_key(&id);
         target
-            .raw(Command::new("SET").arg(key.as_str()).arg(body).arg("EX").int(60))
+            .raw(
+                Command::new("SET")
+                    .arg(key.as_str())
+                    .arg(body)
+                    .arg("EX")
+                    .int(60),
+            )
             .await;
         let err = store.load(&id).await.unwrap_err();
         assert!(matches!(err, session_store::Error::Decode(_)), "{err:?}");
@@ -591,16 +622,29 @@ async fn check_failures(
     // Generous: four calls, each bounded by the client's deadline.
     assert!(started.elapsed() < deadline * 4 + Duration::from_secs(5));
     let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(log_text.contains("tower_sessions_store_failed"), "{log_text}");
+    assert!(
+        log_text.contains("tower_sessions_store_failed"),
+        "{log_text}"
+    );
     for (command, result) in errors {
         let err = result.unwrap_err();
         assert!(matches!(err, session_store::Error::Backend(_)), "{err:?}");
         let text = format!("{err} / {err:?}");
         assert!(text.contains(&format!("({command})")), "{cause}: {text}");
         assert!(text.contains(cause), "{cause}: {text}");
-        for secret in [FAKE_TOKEN, "secret-card-number", &key, &id, &fresh_id, prefix] {
+        for secret in [
+            FAKE_TOKEN,
+            "secret-card-number",
+            &key,
+            &id,
+            &fresh_id,
+            prefix,
+        ] {
             assert!(!text.contains(secret), "{cause}: {secret} leaked: {text}");
-            assert!(!log_text.contains(secret), "{cause}: {secret} logged: {log_text}");
+            assert!(
+                !log_text.contains(secret),
+                "{cause}: {secret} logged: {log_text}"
+            );
         }
     }
 }
@@ -672,7 +716,10 @@ async fn the_store_shares_one_database_with_the_service_and_the_actix_store() {
     ];
     for (i, a) in prefixes.iter().enumerate() {
         for b in &prefixes[i + 1..] {
-            assert!(!a.starts_with(b) && !b.starts_with(a), "{a} and {b} overlap");
+            assert!(
+                !a.starts_with(b) && !b.starts_with(a),
+                "{a} and {b} overlap"
+            );
         }
     }
     let target = Target::fake().await;
@@ -708,10 +755,16 @@ async fn the_store_shares_one_database_with_the_service_and_the_actix_store() {
     assert_eq!(ours, [&tower.redis_key(&session.id)]);
     assert_eq!(ours[0].len(), DEFAULT_KEY_PREFIX.len() + 22);
     assert_eq!(
-        service.load(&service_id, Duration::from_secs(600)).await.unwrap(),
+        service
+            .load(&service_id, Duration::from_secs(600))
+            .await
+            .unwrap(),
         Some(data)
     );
-    assert_eq!(tower.load(&session.id).await.unwrap(), Some(session.clone()));
+    assert_eq!(
+        tower.load(&session.id).await.unwrap(),
+        Some(session.clone())
+    );
     tower.delete(&session.id).await.unwrap();
     assert!(service
         .load(&service_id, Duration::from_secs(600))
@@ -772,25 +825,44 @@ async fn the_example_app_counts_visits_and_logs_a_user_in_and_out(target: Target
     };
 
     let before = target.stats().await;
-    assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 1, "user": null}));
+    assert_eq!(
+        jar.go(&app, "GET", "/").await,
+        json!({"visits": 1, "user": null})
+    );
     step("first visit: create", before, target.stats().await);
     let before_login = jar.0.clone();
     let before = target.stats().await;
-    assert_eq!(jar.go(&app, "POST", "/login/alice").await, json!({"user": "alice"}));
-    step("login (cycle_id): load, delete, create", before, target.stats().await);
+    assert_eq!(
+        jar.go(&app, "POST", "/login/alice").await,
+        json!({"user": "alice"})
+    );
+    step(
+        "login (cycle_id): load, delete, create",
+        before,
+        target.stats().await,
+    );
     assert_ne!(jar.0, before_login, "a new session id at login");
     let before = target.stats().await;
-    assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 2, "user": "alice"}));
+    assert_eq!(
+        jar.go(&app, "GET", "/").await,
+        json!({"visits": 2, "user": "alice"})
+    );
     step("visit: load, save", before, target.stats().await);
     let keys = target.keys().await;
     assert_eq!(keys.len(), 1, "the pre-login session is gone: {keys:?}");
     let left = target.pttl(&keys[0]).await;
-    assert!((1_740_000..=1_800_000).contains(&left), "30-minute sessions: {left} ms");
+    assert!(
+        (1_740_000..=1_800_000).contains(&left),
+        "30-minute sessions: {left} ms"
+    );
     let before = target.stats().await;
     assert_eq!(jar.go(&app, "POST", "/logout").await, json!({"user": null}));
     step("logout (flush): delete", before, target.stats().await);
     assert_eq!(target.keys().await, Vec::<String>::new());
-    assert_eq!(jar.go(&app, "GET", "/").await, json!({"visits": 1, "user": null}));
+    assert_eq!(
+        jar.go(&app, "GET", "/").await,
+        json!({"visits": 1, "user": null})
+    );
     eprintln!("Upstash requests and commands per HTTP request: {costs:?}");
     let counts: Vec<(u64, u64)> = costs.iter().map(|c| (c.1, c.2)).collect();
     assert_eq!(counts, [(1, 1), (3, 3), (2, 2), (1, 1)], "{costs:?}");
