@@ -8,7 +8,9 @@
 //!
 //! With the cargo feature `actix-session`, the `actix_session` module offers an
 //! actix-session `SessionStore` over the same Upstash client, for apps that keep their
-//! sessions through actix-session's middleware.
+//! sessions through actix-session's middleware. With the cargo feature `tower-sessions`, the
+//! `tower_sessions` module offers a tower-sessions `SessionStore` (axum and other tower apps)
+//! over the same client.
 //!
 //! # Mount the session routes in your own app
 //!
@@ -112,4 +114,6 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 pub mod upstash;

@@ -4,6 +4,15 @@
 mod fake_upstash;
 mod helpers;
 
+/// tower-sessions' own test helpers and `route_tests!` macro, from the published crate
+/// (copied by build.rs; `route_tests!` names this module `crate::common`).
+#[cfg(all(feature = "tower-sessions", tower_sessions_route_suite))]
+#[macro_use]
+#[allow(dead_code)]
+mod common {
+    include!(concat!(env!("OUT_DIR"), "/tower_sessions_common.rs"));
+}
+
 #[cfg(feature = "actix-session")]
 mod actix_session_store;
 mod binary;
@@ -17,4 +26,6 @@ mod sessions;
 mod store_suite;
 mod tls;
 mod tls_front;
+#[cfg(feature = "tower-sessions")]
+mod tower_sessions_store;
 mod upstash_client;
