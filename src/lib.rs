@@ -112,4 +112,5 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod upstash;

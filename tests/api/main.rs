@@ -17,4 +17,5 @@ mod sessions;
 mod store_suite;
 mod tls;
 mod tls_front;
+mod traces;
 mod upstash_client;
