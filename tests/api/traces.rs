@@ -372,3 +372,65 @@ async fn tracing_is_off_without_an_endpoint_and_metrics_say_nothing_of_spans() {
     assert_eq!(status, Some(0));
     assert!(!logs.contains("trace_id"), "{logs}");
 }
+
+#[tokio::test]
+async fn an_auto_pipelined_request_links_to_every_callers_server_span() {
+    let fake = FakeUpstash::start().await;
+    let receiver = collector(ResponseTemplate::new(200)).await;
+    let (mut child, base) = traced(&fake, &receiver.uri(), &[]).await;
+    let client = reqwest::Client::new();
+    let cookie = login_and_read(&client, &base, "many").await;
+    // Bursts of concurrent reads on the one worker until one shared `/pipeline` carried
+    // several GETEXs (bounded: a few bursts suffice).
+    let shared = |names: &[Vec<String>]| {
+        names
+            .iter()
+            .any(|n| n.len() > 1 && n.iter().all(|c| c == "GETEX"))
+    };
+    for _ in 0..50 {
+        let reads = (0..16).map(|_| {
+            client
+                .get(format!("{base}/profile/"))
+                .header("cookie", &cookie)
+                .send()
+        });
+        for response in futures_util::future::join_all(reads).await {
+            assert_eq!(response.unwrap().status(), 200);
+        }
+        if shared(&fake.command_names()) {
+            break;
+        }
+    }
+    assert!(shared(&fake.command_names()), "no read was ever pipelined");
+    let (status, logs) = stop(&mut child);
+    assert_eq!(status, Some(0), "{logs}");
+
+    let spans = spans(&bodies(&receiver).await);
+    let servers: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.name == "GET /profile/")
+        .collect();
+    let pipelines: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.name == "pipeline GETEX")
+        .collect();
+    assert!(!pipelines.is_empty(), "{spans:?}");
+    for pipeline in pipelines {
+        let size: usize = attribute(&pipeline.attributes, "db.operation.batch.size")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(size > 1);
+        assert_eq!(pipeline.links.len(), size, "one link per caller");
+        // Each link is a server span of a profile read; the parent is the first of them.
+        for link in &pipeline.links {
+            assert!(servers
+                .iter()
+                .any(|s| s.span_id == link.span_id && s.trace_id == link.trace_id));
+        }
+        assert_eq!(pipeline.parent_span_id, pipeline.links[0].span_id);
+        assert_eq!(pipeline.trace_id, pipeline.links[0].trace_id);
+    }
+}
