@@ -411,7 +411,7 @@ impl Settings {
             .map(|v| parse_origin("PUBLIC_ORIGIN", &v))
             .transpose()?;
 
-        let traces = crate::traces::TraceSettings::from_lookup(&get)?;
+        let traces = crate::traces::TraceSettings::from_lookup(get)?;
 
         Ok(Settings {
             traces,
