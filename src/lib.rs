@@ -116,4 +116,5 @@ pub mod store;
 pub mod telemetry;
 #[cfg(feature = "tower-sessions")]
 pub mod tower_sessions;
+pub mod traces;
 pub mod upstash;

@@ -1,6 +1,6 @@
 //! Prometheus metrics at `GET /metrics`: HTTP requests by route, method and status with a
 //! latency histogram, Upstash latency, errors and retries, session lifecycle counters, and
-//! live sessions on the memory store.
+//! live sessions on the memory store, and with traces on, spans exported and dropped.
 //!
 //! Every label value comes from a closed set, so no client can grow the registry: the method
 //! is one of the standard methods or `OTHER`, the endpoint is a registered route pattern (its
@@ -41,6 +41,10 @@ impl Metrics {
     /// A fresh registry with the service's instruments.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
+        // Trace export's outcomes, only when traces are on (`otel_spans_*`).
+        if let Some(spans) = crate::traces::counters() {
+            spans.register(&registry)?;
+        }
         Ok(Self {
             upstash: UpstashMetrics::register(&registry)?,
             sessions: SessionMetrics::register(&registry)?,

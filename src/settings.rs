@@ -37,6 +37,27 @@ pub const VARIABLES: &[&str] = &[
     "RUST_LOG",
     "CORS_ALLOWED_ORIGINS",
     "PUBLIC_ORIGIN",
+    // Traces: the OpenTelemetry specification's names (crate::traces::VARIABLES, same order).
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
 ];
 
 /// Minimum length of `SESSION_SECRET` and `SESSION_SECRET_PREVIOUS`, in bytes.
@@ -81,6 +102,8 @@ pub struct Settings {
     /// `PUBLIC_ORIGIN`: the origin browsers reach the service at, for the cross-site request
     /// guard; `None`: taken from each request (`Host`, forwarded headers).
     pub public_origin: Option<String>,
+    /// OpenTelemetry traces (`OTEL_*`, see [`crate::traces`]); `None`: off, the default.
+    pub traces: Option<crate::traces::TraceSettings>,
 }
 
 /// Where Upstash is and how to authenticate.
@@ -207,6 +230,7 @@ impl Default for Settings {
             metrics: true,
             cors_allowed_origins: Vec::new(),
             public_origin: None,
+            traces: None,
         }
     }
 }
@@ -387,7 +411,10 @@ impl Settings {
             .map(|v| parse_origin("PUBLIC_ORIGIN", &v))
             .transpose()?;
 
+        let traces = crate::traces::TraceSettings::from_lookup(get)?;
+
         Ok(Settings {
+            traces,
             metrics,
             cors_allowed_origins,
             public_origin,

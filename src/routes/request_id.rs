@@ -1,7 +1,8 @@
 //! Request ids: each request gets an `X-Request-Id` (kept from the request when it is a
 //! sane token, else a fresh random one), a tracing span carrying it with the method and the
 //! path (with session ids replaced by the route pattern), so every log line of the request
-//! has it, and the same header on the response.
+//! has it, and the same header on the response. With traces on, the request also gets its
+//! OpenTelemetry server span (`crate::traces::server_span`), continuing the caller's trace.
 
 use actix_web::{
     body::MessageBody,
@@ -71,7 +72,24 @@ pub async fn request_id(
         method = %req.method(),
         route = &*loggable_path(req.path()),
     );
-    let mut response = next.call(req).instrument(span).await?;
+    if !crate::traces::enabled() {
+        let mut response = next.call(req).instrument(span).await?;
+        response.headers_mut().insert(X_REQUEST_ID, id);
+        return Ok(response);
+    }
+    // Traces on: the server span (seen only by the trace layer) around the log span.
+    let server = crate::traces::server_span(&req, id.to_str().unwrap_or(""));
+    let outcome = next
+        .call(req)
+        .instrument(span)
+        .instrument(server.clone())
+        .await;
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    crate::traces::record_status(&server, status.as_u16());
+    let mut response = outcome?;
     response.headers_mut().insert(X_REQUEST_ID, id);
     Ok(response)
 }

@@ -23,8 +23,9 @@ pub const MAX_BATCH: usize = 128;
 /// Where a queued command's reply goes.
 pub(super) type Waiter = oneshot::Sender<Result<Reply, UpstashError>>;
 
-/// One queued command: its serialized JSON array and its caller.
-pub(super) type Queued = (Bytes, Waiter);
+/// One queued command: its serialized JSON array, its caller, and with traces on the
+/// caller's trace context (the shared request's span links to it).
+pub(super) type Queued = (Bytes, Waiter, Option<opentelemetry::Context>);
 
 /// Where a queued command's reply arrives.
 pub(super) type Pending = oneshot::Receiver<Result<Reply, UpstashError>>;
@@ -44,12 +45,16 @@ pub(super) struct Batches(ThreadLocal<Arc<Mutex<Batch>>>);
 impl Batches {
     /// Queues `body` on this thread's batch. Returns where its reply will arrive, and the
     /// batch when the caller must spawn its flush (the first command since the last flush).
-    pub(super) fn push(&self, body: Bytes) -> (Pending, Option<Arc<Mutex<Batch>>>) {
+    pub(super) fn push(
+        &self,
+        body: Bytes,
+        caller: Option<opentelemetry::Context>,
+    ) -> (Pending, Option<Arc<Mutex<Batch>>>) {
         let (sender, receiver) = oneshot::channel();
         let batch = self.0.get_or_default().clone();
         let spawn = {
             let mut queued = lock(&batch);
-            queued.commands.push((body, sender));
+            queued.commands.push((body, sender, caller));
             !std::mem::replace(&mut queued.scheduled, true)
         };
         (receiver, spawn.then_some(batch))
@@ -79,9 +84,9 @@ pub(super) async fn take(batch: &Mutex<Batch>) -> Vec<Vec<Queued>> {
 /// The `/pipeline` body of `commands`: their JSON arrays inside one array.
 pub(super) fn pipeline_body(commands: &[Queued]) -> Bytes {
     let mut body =
-        BytesMut::with_capacity(commands.iter().map(|(c, _)| c.len() + 1).sum::<usize>() + 2);
+        BytesMut::with_capacity(commands.iter().map(|(c, _, _)| c.len() + 1).sum::<usize>() + 2);
     body.put_u8(b'[');
-    for (i, (command, _)) in commands.iter().enumerate() {
+    for (i, (command, _, _)) in commands.iter().enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
@@ -98,12 +103,12 @@ pub(super) fn deliver(
 ) {
     match result {
         Ok(items) => {
-            for ((_, waiter), item) in commands.into_iter().zip(items) {
+            for ((_, waiter, _), item) in commands.into_iter().zip(items) {
                 let _ = waiter.send(item.map_err(UpstashError::Command));
             }
         }
         Err(error) => {
-            for (_, waiter) in commands {
+            for (_, waiter, _) in commands {
                 let _ = waiter.send(Err(error.clone()));
             }
         }

@@ -6,6 +6,10 @@
 //! it, so a pool shared between workers hands every request to another thread and back.
 //! Per-thread pools keep a request and its connection on one thread. Everything else (the
 //! sync token, metrics, configuration) is shared.
+//!
+//! With traces on, each HTTP request to Upstash (retries included) is one client span
+//! (`crate::traces::client_span`): command names, status, retries; never a key or value.
+//! Nothing about the trace is sent to Upstash (no `traceparent`).
 
 use std::{
     sync::{
@@ -23,6 +27,8 @@ use reqwest::{
 };
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
+
+use crate::traces;
 
 use super::{
     batch::{self, Batches},
@@ -229,7 +235,7 @@ impl UpstashClient {
         self: &Arc<Self>,
         command: &Command<'_>,
     ) -> Result<Reply, UpstashError> {
-        let (reply, flush) = self.batches.push(serialize(command)?);
+        let (reply, flush) = self.batches.push(serialize(command)?, traces::caller());
         if let Some(batch) = flush {
             let client = self.clone();
             tokio::spawn(async move {
@@ -252,38 +258,52 @@ impl UpstashClient {
     }
 
     /// Sends one batch of queued commands and hands each caller its reply.
+    ///
+    /// With traces on, its client span is a child of the first caller's span and links to
+    /// every caller's span (the send runs in its own task, outside any request).
     async fn send_batch(&self, mut commands: Vec<batch::Queued>) {
         if commands.len() == 1 {
-            let Some((body, waiter)) = commands.pop() else {
+            let Some((body, waiter, caller)) = commands.pop() else {
                 return;
             };
-            let result = self
-                .call(
-                    &self.root,
-                    "command",
-                    body,
-                    RetryPolicy::Idempotent,
-                    |bytes| parse_single_body(bytes, true),
-                )
-                .await;
+            let parse = |bytes: &[u8]| parse_single_body(bytes, true);
+            let retry = RetryPolicy::Idempotent;
+            let result = match caller {
+                Some(caller) => {
+                    let span = traces::client_span("command", &body, self.host());
+                    let span = traces::shared_client_span(span, &[Some(caller)]);
+                    self.traced(span, &self.root, "command", body, retry, parse)
+                        .await
+                }
+                None => self.call(&self.root, "command", body, retry, parse).await,
+            };
             let _ = waiter.send(result);
             return;
         }
         let expected = commands.len();
-        let result = self
-            .call(
-                &self.pipeline,
-                "pipeline",
-                batch::pipeline_body(&commands),
-                RetryPolicy::Idempotent,
-                |bytes| check_len(parse_pipeline_body(bytes, true)?, expected),
-            )
-            .await;
+        let body = batch::pipeline_body(&commands);
+        let parse = |bytes: &[u8]| check_len(parse_pipeline_body(bytes, true)?, expected);
+        let retry = RetryPolicy::Idempotent;
+        let result = if traces::enabled() {
+            let callers: Vec<_> = commands.iter().map(|(_, _, c)| c.clone()).collect();
+            let span = traces::client_span("pipeline", &body, self.host());
+            let span = traces::shared_client_span(span, &callers);
+            self.traced(span, &self.pipeline, "pipeline", body, retry, parse)
+                .await
+        } else {
+            self.call(&self.pipeline, "pipeline", body, retry, parse)
+                .await
+        };
         batch::deliver(commands, result);
     }
 
+    /// The Upstash host, as client spans name it.
+    fn host(&self) -> &str {
+        self.root.host_str().unwrap_or("")
+    }
+
     /// Sends `body` to `url` and parses the answer until that succeeds, fails for good, or
-    /// the budget is spent. A body that is not JSON counts as a failed attempt.
+    /// the budget is spent, inside the request's client span when traces are on.
     async fn call<T>(
         &self,
         url: &Url,
@@ -291,6 +311,47 @@ impl UpstashClient {
         body: Bytes,
         retry: RetryPolicy,
         parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
+    ) -> Result<T, UpstashError> {
+        if !traces::enabled() {
+            return self
+                .attempts(url, endpoint, body, retry, parse, &mut 0)
+                .await;
+        }
+        let span = traces::client_span(endpoint, &body, self.host());
+        self.traced(span, url, endpoint, body, retry, parse).await
+    }
+
+    /// [`Self::call`] in `span`, which gets the retries and the outcome.
+    async fn traced<T>(
+        &self,
+        span: tracing::Span,
+        url: &Url,
+        endpoint: &'static str,
+        body: Bytes,
+        retry: RetryPolicy,
+        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
+    ) -> Result<T, UpstashError> {
+        use tracing::Instrument;
+        let mut tried = 0;
+        let result = self
+            .attempts(url, endpoint, body, retry, parse, &mut tried)
+            .instrument(span.clone())
+            .await;
+        let error = result.as_ref().err().map(UpstashError::kind);
+        traces::record_call(&span, tried.saturating_sub(1), error);
+        result
+    }
+
+    /// The attempts of one call; `tried` counts them. A body that is not JSON counts as a
+    /// failed attempt.
+    async fn attempts<T>(
+        &self,
+        url: &Url,
+        endpoint: &'static str,
+        body: Bytes,
+        retry: RetryPolicy,
+        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
+        tried: &mut u32,
     ) -> Result<T, UpstashError> {
         let start = Instant::now();
         let deadline = start + self.config.timeout;
@@ -301,6 +362,7 @@ impl UpstashClient {
         let mut cause: Option<UpstashError> = None;
         loop {
             attempt += 1;
+            *tried = attempt;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(finalize(
@@ -373,6 +435,9 @@ impl UpstashClient {
             .await
             .map_err(|e| UpstashError::Transport(Arc::new(e)))?;
         let status = response.status();
+        if traces::enabled() {
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+        }
         // As both official SDKs do: only a successful answer moves the read-your-writes
         // token (an error page from a proxy or a failed replica must not).
         if status.is_success() {

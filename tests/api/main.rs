@@ -28,4 +28,5 @@ mod tls;
 mod tls_front;
 #[cfg(feature = "tower-sessions")]
 mod tower_sessions_store;
+mod traces;
 mod upstash_client;
