@@ -8,6 +8,7 @@ mod helpers;
 mod actix_session_store;
 mod binary;
 mod contract;
+mod cost_control;
 mod data;
 mod ecosystem;
 mod failures;
