@@ -15,11 +15,12 @@ if [ -z "${E2E_STORE_UNDER_LAUNCHER:-}" ]; then
         --https-port "${E2E_UPSTASH_TLS_PORT:-8092}" --token e2e-token -- bash "$0"
 fi
 
-echo "== store suite and the actix-session store over $BACKEND_HTTP_URL"
-# One test at a time, so upstash-on-redis's /__stats counts each test's requests alone.
+echo "== store suite, the actix-session store and cost control over $BACKEND_HTTP_URL"
+# One test at a time, so upstash-on-redis's /__stats counts each test's requests alone
+# (cost_control::e2e: refusals cost no billed command; the billed commands per operation).
 UPSTASH_E2E_URL=$BACKEND_HTTP_URL UPSTASH_E2E_TOKEN=$BACKEND_TOKEN \
     cargo test --locked --all-features --test api -- store_suite actix_session_store \
-    --include-ignored --test-threads=1 --nocapture
+    cost_control::e2e --include-ignored --test-threads=1 --nocapture
 
 echo "== the actix-session example app against upstash-on-redis"
 cargo build --locked --features actix-session --example actix_session_upstash

@@ -361,3 +361,165 @@ async fn a_failed_readiness_check_answers_503_until_the_next_check() {
     let received = fake.server.received_requests().await.unwrap_or_default().len() - before;
     assert!(received <= 12, "{received} requests for 20 probes");
 }
+
+/// Against upstash-on-redis in front of a real redis-server, counted at its `/__stats` (what
+/// Upstash would bill). `#[ignore]`d: `scripts/e2e-store.sh` runs them with
+/// `--include-ignored`, one test at a time, with `UPSTASH_E2E_URL` and `UPSTASH_E2E_TOKEN`.
+mod e2e {
+    use super::*;
+    use crate::helpers::{id_of, spawn_with_settings, test_settings, upstash_settings};
+
+    fn real_upstash() -> (String, String) {
+        match (
+            std::env::var("UPSTASH_E2E_URL"),
+            std::env::var("UPSTASH_E2E_TOKEN"),
+        ) {
+            (Ok(url), Ok(token)) => (url, token),
+            _ => panic!("set UPSTASH_E2E_URL and UPSTASH_E2E_TOKEN (scripts/e2e-store.sh does)"),
+        }
+    }
+
+    /// Billed commands so far (`/__stats`).
+    async fn billed(url: &str) -> u64 {
+        let stats = format!("{}/__stats", url.trim_end_matches('/'));
+        let body: serde_json::Value = reqwest::get(stats).await.unwrap().json().await.unwrap();
+        body["commands"].as_u64().unwrap()
+    }
+
+    async fn app_on_real_upstash(tweak: impl FnOnce(&mut Settings)) -> (TestApp, String) {
+        let (url, token) = real_upstash();
+        let mut settings = test_settings(None);
+        settings.upstash = Some(upstash_settings(&url, &token));
+        tweak(&mut settings);
+        (spawn_with_settings(settings, None).await, url)
+    }
+
+    fn unique(user: &str) -> String {
+        format!("{user}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    #[tokio::test]
+    #[ignore = "needs upstash-on-redis: scripts/e2e-store.sh"]
+    async fn refused_requests_cost_no_billed_command_at_upstash_on_redis() {
+        let (app, url) = app_on_real_upstash(|s| {
+            s.rate_limit.login = rate("2/h");
+            s.rate_limit.requests = rate("3/h");
+        })
+        .await;
+        let body = serde_json::json!({ "username": unique("limited") }).to_string();
+        let (_, cookie) = app.login(&unique("limited")).await;
+        assert_eq!(app.post_login(&body, None).await.status(), 200);
+        for _ in 0..3 {
+            assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+        }
+        let before = billed(&url).await;
+        for _ in 0..100 {
+            assert_eq!(app.post_login(&body, None).await.status(), 429);
+            assert_eq!(app.profile(Some(&cookie)).await.status(), 429);
+        }
+        assert_eq!(app.get("/sessions/", Some(&cookie)).await.status(), 429);
+        assert_eq!(app.post("/logout/", Some(&cookie)).await.status(), 429);
+        assert_eq!(billed(&url).await - before, 0, "refusals were billed");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs upstash-on-redis: scripts/e2e-store.sh"]
+    async fn requests_past_the_command_budget_cost_no_billed_command_at_upstash_on_redis() {
+        let (app, url) = app_on_real_upstash(|s| {
+            s.upstash_max_commands_per_second = NonZeroU32::new(5);
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (_, cookie) = app.login(&unique("budget")).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let before = billed(&url).await;
+        let answers =
+            futures_util::future::join_all((0..60).map(|_| app.profile(Some(&cookie)))).await;
+        let ok = answers.iter().filter(|r| r.status() == 200).count() as u64;
+        let refused = answers.iter().filter(|r| r.status() == 503).count() as u64;
+        assert_eq!(ok + refused, 60);
+        assert!(refused > 0);
+        // One GETEX per answered read, nothing for a refused one.
+        assert_eq!(billed(&url).await - before, ok);
+    }
+
+    /// The billed commands of each operation, printed as the table of docs/cost-control.md
+    /// (`--nocapture` shows it), and checked against what the document says.
+    #[tokio::test]
+    #[ignore = "needs upstash-on-redis: scripts/e2e-store.sh"]
+    async fn billed_commands_per_operation_at_upstash_on_redis() {
+        let (app, url) = app_on_real_upstash(|_| {}).await;
+        let user = unique("priced");
+        let mut table = Vec::new();
+        // (operation, requests sent, billed commands)
+        let mut measure = |name: &'static str, before: u64, after: u64| {
+            let requests = if name.starts_with("GET /readyz") { 100 } else { 1 };
+            table.push((name, requests, after - before));
+        };
+
+        let b = billed(&url).await;
+        let (_, first) = app.login(&user).await;
+        measure("POST /login/ (first session of a user)", b, billed(&url).await);
+        let b = billed(&url).await;
+        let (_, cookie) = app.login(&user).await;
+        measure("POST /login/ (user with sessions)", b, billed(&url).await);
+        let b = billed(&url).await;
+        let response = app
+            .post_login(&serde_json::json!({ "username": user }).to_string(), Some(&cookie))
+            .await;
+        let cookie = crate::helpers::session_cookie(&response).unwrap();
+        measure("POST /login/ (with a session cookie: rotation)", b, billed(&url).await);
+        let b = billed(&url).await;
+        assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
+        measure("GET /profile/", b, billed(&url).await);
+        let patch = |n: u32| {
+            app.http
+                .patch(app.url("/profile/"))
+                .header(header::COOKIE, &cookie)
+                .header(header::CONTENT_TYPE, "application/merge-patch+json")
+                .body(format!(r#"{{"n": {n}}}"#))
+                .send()
+        };
+        assert_eq!(patch(0).await.unwrap().status(), 200);
+        let b = billed(&url).await;
+        assert_eq!(patch(1).await.unwrap().status(), 200);
+        measure("PATCH /profile/", b, billed(&url).await);
+        let b = billed(&url).await;
+        assert_eq!(app.get("/sessions/", Some(&cookie)).await.status(), 200);
+        measure("GET /sessions/ (3 sessions)", b, billed(&url).await);
+        let b = billed(&url).await;
+        let path = format!("/sessions/{}", id_of(&first));
+        assert_eq!(app.delete(&path, Some(&cookie)).await.status(), 200);
+        measure("DELETE /sessions/{id}", b, billed(&url).await);
+        let b = billed(&url).await;
+        assert_eq!(app.logout(Some(&cookie)).await.status(), 200);
+        measure("POST /logout/", b, billed(&url).await);
+        let (_, cookie) = app.login(&user).await;
+        let b = billed(&url).await;
+        assert_eq!(app.post("/logout/all/", Some(&cookie)).await.status(), 200);
+        measure("POST /logout/all/ (2 sessions)", b, billed(&url).await);
+        let forged = format!("session_id={}.{}", uuid::Uuid::new_v4(), "A".repeat(43));
+        let b = billed(&url).await;
+        assert_eq!(app.profile(Some(&forged)).await.status(), 404);
+        measure("GET /profile/ with a forged cookie", b, billed(&url).await);
+        let b = billed(&url).await;
+        for _ in 0..100 {
+            assert_eq!(app.get("/readyz", None).await.status(), 200);
+        }
+        measure("GET /readyz (100 probes within a second or so)", b, billed(&url).await);
+
+        println!("| operation | billed commands | a million of them cost |");
+        println!("|---|---:|---:|");
+        for (name, requests, commands) in &table {
+            // $0.20 per 100,000 commands.
+            let dollars = *commands as f64 / *requests as f64 * 1_000_000.0 * 0.20 / 100_000.0;
+            println!("| {name} | {commands} | ${dollars:.2} |");
+        }
+        let of = |name: &str| table.iter().find(|(n, _, _)| *n == name).unwrap().2;
+        assert_eq!(of("GET /profile/"), 1);
+        assert_eq!(of("PATCH /profile/"), 1);
+        assert_eq!(of("POST /logout/"), 1);
+        assert_eq!(of("GET /profile/ with a forged cookie"), 0);
+        assert!(of("GET /readyz (100 probes within a second or so)") <= 3);
+    }
+}
