@@ -935,7 +935,10 @@ mod tests {
         assert_eq!(shown(s.rate_limit.requests).as_deref(), Some("5/h"));
         assert_eq!(s.rate_limit.max_clients, 10);
         assert_eq!(s.rate_limit.trusted_proxies.nets().len(), 2);
-        assert_eq!(s.upstash_max_commands_per_second.map(|n| n.get()), Some(500));
+        assert_eq!(
+            s.upstash_max_commands_per_second.map(|n| n.get()),
+            Some(500)
+        );
         let s = from(&[("UPSTASH_MAX_COMMANDS_PER_SECOND", "off")]).unwrap();
         assert_eq!(s.upstash_max_commands_per_second, None);
     }

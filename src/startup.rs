@@ -311,7 +311,8 @@ fn client_limits(
         limit.trusted_proxies.clone(),
     )
     .with_metrics(&metrics.rate_limits);
-    let shown = |rate: Option<crate::ratelimit::Rate>| rate.map_or("off".to_owned(), |r| r.to_string());
+    let shown =
+        |rate: Option<crate::ratelimit::Rate>| rate.map_or("off".to_owned(), |r| r.to_string());
     let proxies: Vec<String> = limit
         .trusted_proxies
         .nets()

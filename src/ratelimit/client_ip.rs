@@ -167,7 +167,10 @@ mod tests {
         assert_eq!(client, ip("198.51.100.7"));
         // Trusted proxies configured, but this peer is not one of them.
         let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
-        assert_eq!(proxies.client(ip("198.51.100.7"), &spoofed), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client(ip("198.51.100.7"), &spoofed),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
@@ -184,7 +187,10 @@ mod tests {
         ]);
         assert_eq!(proxies.client(ip("10.2.2.2"), &request), ip("198.51.100.7"));
         // No header: the proxy itself.
-        assert_eq!(proxies.client(ip("10.2.2.2"), &HeaderMap::new()), ip("10.2.2.2"));
+        assert_eq!(
+            proxies.client(ip("10.2.2.2"), &HeaderMap::new()),
+            ip("10.2.2.2")
+        );
         // Every entry trusted: the leftmost trusted one.
         let request = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.1.1")]);
         assert_eq!(proxies.client(ip("10.2.2.2"), &request), ip("10.9.9.9"));
@@ -200,7 +206,10 @@ mod tests {
             "forwarded",
             r#"for=1.2.3.4, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.5;by=10.0.0.1"#,
         )]);
-        assert_eq!(proxies.client(ip("10.0.0.1"), &request), ip("2001:db8:cafe::17"));
+        assert_eq!(
+            proxies.client(ip("10.0.0.1"), &request),
+            ip("2001:db8:cafe::17")
+        );
         let request = headers(&[("forwarded", r#"for="198.51.100.7:8080""#)]);
         assert_eq!(proxies.client(ip("10.0.0.1"), &request), ip("198.51.100.7"));
         let request = headers(&[("forwarded", "for=unknown")]);
@@ -211,14 +220,26 @@ mod tests {
     fn an_ipv4_mapped_peer_is_matched_as_ipv4() {
         let proxies = TrustedProxies::parse("127.0.0.0/8").unwrap();
         let request = headers(&[("x-forwarded-for", "198.51.100.7")]);
-        assert_eq!(proxies.client(ip("::ffff:127.0.0.1"), &request), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client(ip("::ffff:127.0.0.1"), &request),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
     fn trusted_proxies_refuse_what_is_not_an_address_or_cidr() {
-        assert_eq!(TrustedProxies::parse("10.0.0.0/8, nope"), Err("nope".to_owned()));
-        assert_eq!(TrustedProxies::parse("10.0.0.0/33"), Err("10.0.0.0/33".to_owned()));
-        assert_eq!(TrustedProxies::parse(" , ").unwrap(), TrustedProxies::none());
+        assert_eq!(
+            TrustedProxies::parse("10.0.0.0/8, nope"),
+            Err("nope".to_owned())
+        );
+        assert_eq!(
+            TrustedProxies::parse("10.0.0.0/33"),
+            Err("10.0.0.0/33".to_owned())
+        );
+        assert_eq!(
+            TrustedProxies::parse(" , ").unwrap(),
+            TrustedProxies::none()
+        );
         let proxies = TrustedProxies::parse("10.1.2.3/8,::1").unwrap();
         assert_eq!(proxies.nets()[0].to_string(), "10.0.0.0/8");
         assert_eq!(proxies.nets()[1].to_string(), "::1/128");
@@ -231,7 +252,10 @@ mod tests {
             client_key(ip("2001:db8:1:2:ffff::9")),
             client_key(ip("2001:db8:1:2::7"))
         );
-        assert_ne!(client_key(ip("2001:db8:1:3::1")), client_key(ip("2001:db8:1:2::1")));
+        assert_ne!(
+            client_key(ip("2001:db8:1:3::1")),
+            client_key(ip("2001:db8:1:2::1"))
+        );
         assert_eq!(client_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(client_key(ip("192.0.2.1")), ip("192.0.2.1"));
     }

@@ -185,7 +185,13 @@ impl ClientLimits<DefaultClock> {
         max_clients: usize,
         proxies: TrustedProxies,
     ) -> Self {
-        Self::with_clock(login, requests, max_clients, proxies, DefaultClock::default())
+        Self::with_clock(
+            login,
+            requests,
+            max_clients,
+            proxies,
+            DefaultClock::default(),
+        )
     }
 }
 
@@ -301,11 +307,7 @@ impl RateLimitMetrics {
     }
 
     /// Reports `limits.tracked()` as the gauge `rate_limit_clients` at each scrape.
-    pub fn watch(
-        &self,
-        registry: &Registry,
-        limits: Arc<ClientLimits>,
-    ) -> prometheus::Result<()> {
+    pub fn watch(&self, registry: &Registry, limits: Arc<ClientLimits>) -> prometheus::Result<()> {
         let gauge = Gauge::with_opts(Opts::new(
             "rate_limit_clients",
             "Client addresses the per-client rate limits track (at most RATE_LIMIT_MAX_CLIENTS).",
@@ -366,11 +368,25 @@ mod tests {
     #[test]
     fn rates_parse_per_second_minute_and_hour_or_off() {
         assert_eq!(rate("20/m").map(|r| r.to_string()).as_deref(), Some("20/m"));
-        assert_eq!(rate(" 50 / S ").map(|r| r.to_string()).as_deref(), Some("50/s"));
+        assert_eq!(
+            rate(" 50 / S ").map(|r| r.to_string()).as_deref(),
+            Some("50/s")
+        );
         assert_eq!(rate("3/h").map(|r| r.to_string()).as_deref(), Some("3/h"));
         assert_eq!(rate("off"), None);
         assert_eq!(rate("OFF"), None);
-        for bad in ["", "0/s", "-1/s", "20", "20/d", "20/", "/s", "x/m", "1000001/s", "1.5/s"] {
+        for bad in [
+            "",
+            "0/s",
+            "-1/s",
+            "20",
+            "20/d",
+            "20/",
+            "/s",
+            "x/m",
+            "1000001/s",
+            "1.5/s",
+        ] {
             assert!(Rate::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -388,7 +404,10 @@ mod tests {
         assert_eq!(refused.retry_after_secs(), 20);
         clock.advance(Duration::from_secs(19));
         assert_eq!(
-            limits.check(Limit::Login, ip(1), &headers).unwrap_err().retry_after_secs(),
+            limits
+                .check(Limit::Login, ip(1), &headers)
+                .unwrap_err()
+                .retry_after_secs(),
             1
         );
         clock.advance(Duration::from_secs(1));
@@ -415,7 +434,9 @@ mod tests {
         let (limits, _) = limits("off", "off", 10);
         assert!(!limits.is_on());
         for n in 0..1000 {
-            assert!(limits.check(Limit::Requests, ip(n), &HeaderMap::new()).is_ok());
+            assert!(limits
+                .check(Limit::Requests, ip(n), &HeaderMap::new())
+                .is_ok());
         }
         assert_eq!(limits.tracked(), 0);
     }

@@ -4,8 +4,8 @@
 
 pub mod cookie;
 mod deadline;
-pub mod readiness;
 pub mod metrics;
+pub mod readiness;
 mod set_cookie;
 pub mod username;
 

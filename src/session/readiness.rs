@@ -53,10 +53,7 @@ impl Readiness {
         let outcome = check.await;
         *last = Some(Check {
             at: Instant::now(),
-            failure: outcome
-                .as_ref()
-                .err()
-                .map(|e| (e.kind(), causes(e))),
+            failure: outcome.as_ref().err().map(|e| (e.kind(), causes(e))),
         });
         outcome
     }

@@ -77,7 +77,10 @@ mod tests {
         assert_eq!(budget.take(7), Ok(()));
         // 4 more do not fit: refused, and nothing is taken, so 3 still do.
         let wait = budget.take(4).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         assert_eq!(budget.take(3), Ok(()));
         assert!(budget.take(1).is_err());
         // One command comes back every 100 ms.

@@ -273,7 +273,11 @@ impl UpstashClient {
     fn spend(&self, commands: &[Command<'_>]) -> Result<(), UpstashError> {
         if let Some(budget) = &self.budget {
             if let Err(retry_after) = budget.take(commands.len()) {
-                if let Some(refused) = self.metrics.as_ref().and_then(|m| m.budget_refused.as_ref()) {
+                if let Some(refused) = self
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.budget_refused.as_ref())
+                {
                     refused.inc();
                 }
                 return Err(UpstashError::OverBudget { retry_after });

@@ -47,7 +47,10 @@ async fn assert_rate_limited(response: Response) -> u64 {
     assert!(retry_after >= 1);
     let body = json(response).await;
     assert!(
-        body["error"].as_str().unwrap().contains("Too many requests"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Too many requests"),
         "{body}"
     );
     retry_after
@@ -130,7 +133,12 @@ async fn refused_reads_and_writes_cost_no_upstash_command() {
     assert_eq!(fake.requests(), 0);
     assert_eq!(fake.commands(), 0);
     // Logins draw on their own allowance (off here), probes on none.
-    assert_eq!(app.post_login(r#"{"username": "bob"}"#, None).await.status(), 200);
+    assert_eq!(
+        app.post_login(r#"{"username": "bob"}"#, None)
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     assert_eq!(
         metric(&app, "rate_limited_total{limit=\"requests\"}").await,
@@ -244,7 +252,8 @@ async fn the_upstash_budget_holds_under_concurrency_sends_nothing_past_it_and_re
     fake.reset_counters();
 
     let start = Instant::now();
-    let answers = futures_util::future::join_all((0..100).map(|_| app.profile(Some(&cookie)))).await;
+    let answers =
+        futures_util::future::join_all((0..100).map(|_| app.profile(Some(&cookie)))).await;
     let elapsed = start.elapsed();
     let mut ok = 0;
     let mut refused = 0;
@@ -268,7 +277,10 @@ async fn the_upstash_budget_holds_under_concurrency_sends_nothing_past_it_and_re
     // Never more than the budget: a full second's worth, plus what refilled meanwhile.
     let allowed = u64::from(per_second) * (1 + elapsed.as_secs() + 1);
     assert!(ok <= allowed, "{ok} commands sent in {elapsed:?}");
-    assert!(refused > 0, "100 concurrent reads within a budget of {per_second}/s");
+    assert!(
+        refused > 0,
+        "100 concurrent reads within a budget of {per_second}/s"
+    );
     assert_eq!(
         metric(&app, "rate_limited_total{limit=\"upstash_budget\"}").await,
         refused as f64
@@ -336,7 +348,11 @@ async fn readiness_probes_every_millisecond_cost_about_one_ping_a_second() {
     let elapsed = start.elapsed().as_secs();
     assert!(probes >= 20);
     // At most one PING per second begun, however many probes.
-    assert!(pings() as u64 <= elapsed + 1, "{} PINGs for {probes} probes", pings());
+    assert!(
+        pings() as u64 <= elapsed + 1,
+        "{} PINGs for {probes} probes",
+        pings()
+    );
     assert!(pings() >= 1);
 }
 
@@ -344,7 +360,12 @@ async fn readiness_probes_every_millisecond_cost_about_one_ping_a_second() {
 async fn a_failed_readiness_check_answers_503_until_the_next_check() {
     let app = app_with_limits("off", "off").await;
     let fake = app.fake();
-    let before = fake.server.received_requests().await.unwrap_or_default().len();
+    let before = fake
+        .server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .len();
     // Upstash down: every request 503s.
     wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(wiremock::ResponseTemplate::new(503))
@@ -358,7 +379,13 @@ async fn a_failed_readiness_check_answers_503_until_the_next_check() {
     }
     // One check (its attempts retried within its deadline), two if the probes took over a
     // second: not twenty.
-    let received = fake.server.received_requests().await.unwrap_or_default().len() - before;
+    let received = fake
+        .server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .len()
+        - before;
     assert!(received <= 12, "{received} requests for 20 probes");
 }
 
@@ -453,22 +480,37 @@ mod e2e {
         let mut table = Vec::new();
         // (operation, requests sent, billed commands)
         let mut measure = |name: &'static str, before: u64, after: u64| {
-            let requests = if name.starts_with("GET /readyz") { 100 } else { 1 };
+            let requests = if name.starts_with("GET /readyz") {
+                100
+            } else {
+                1
+            };
             table.push((name, requests, after - before));
         };
 
         let b = billed(&url).await;
         let (_, first) = app.login(&user).await;
-        measure("POST /login/ (first session of a user)", b, billed(&url).await);
+        measure(
+            "POST /login/ (first session of a user)",
+            b,
+            billed(&url).await,
+        );
         let b = billed(&url).await;
         let (_, cookie) = app.login(&user).await;
         measure("POST /login/ (user with sessions)", b, billed(&url).await);
         let b = billed(&url).await;
         let response = app
-            .post_login(&serde_json::json!({ "username": user }).to_string(), Some(&cookie))
+            .post_login(
+                &serde_json::json!({ "username": user }).to_string(),
+                Some(&cookie),
+            )
             .await;
         let cookie = crate::helpers::session_cookie(&response).unwrap();
-        measure("POST /login/ (with a session cookie: rotation)", b, billed(&url).await);
+        measure(
+            "POST /login/ (with a session cookie: rotation)",
+            b,
+            billed(&url).await,
+        );
         let b = billed(&url).await;
         assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
         measure("GET /profile/", b, billed(&url).await);
@@ -506,7 +548,11 @@ mod e2e {
         for _ in 0..100 {
             assert_eq!(app.get("/readyz", None).await.status(), 200);
         }
-        measure("GET /readyz (100 probes within a second or so)", b, billed(&url).await);
+        measure(
+            "GET /readyz (100 probes within a second or so)",
+            b,
+            billed(&url).await,
+        );
 
         println!("| operation | billed commands | a million of them cost |");
         println!("|---|---:|---:|");
