@@ -72,3 +72,55 @@ fn causes(error: &SessionError) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn down() -> SessionError {
+        SessionError::Store(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_check_answers_every_probe_for_a_second_its_failure_too() {
+        let readiness = Readiness::default();
+        let checks = AtomicUsize::new(0);
+        let ok = || async {
+            checks.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        };
+        // Concurrent probes wait for the one check in flight.
+        let answers = futures_util::future::join_all((0..20).map(|_| readiness.get(ok()))).await;
+        assert!(answers.iter().all(Result::is_ok));
+        for _ in 0..100 {
+            assert!(readiness.get(ok()).await.is_ok());
+        }
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+
+        tokio::time::advance(MAX_AGE).await;
+        let failing = || async {
+            checks.fetch_add(1, Ordering::SeqCst);
+            Err(down())
+        };
+        let error = readiness.get(failing()).await.unwrap_err();
+        assert_eq!(error.kind(), FailureKind::Unavailable);
+        // Cached: the next probes fail alike without checking, whatever check they bring.
+        for _ in 0..10 {
+            let error = readiness.get(ok()).await.unwrap_err();
+            assert_eq!(error.kind(), FailureKind::Unavailable);
+            assert!(
+                causes(&error).contains("connection refused"),
+                "{}",
+                causes(&error)
+            );
+        }
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
+
+        tokio::time::advance(MAX_AGE).await;
+        assert!(readiness.get(ok()).await.is_ok());
+        assert_eq!(checks.load(Ordering::SeqCst), 3);
+    }
+}
