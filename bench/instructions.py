@@ -24,7 +24,11 @@ PING and the worker's pool warm-up included).
 
 usage: bench/instructions.py [--local-upstash [--tls http|https|both]] [--floor] [-n N]
                              [--scenarios LIST] [--env "K=V ..."] [--keep DIR] [--json FILE]
-                             [--no-build]
+                             [--limits-ab] [--no-build]
+
+The per-client rate limits stay on (RATE_LIMIT_LOGIN and RATE_LIMIT_REQUESTS at 1000000/s:
+never reached from the one client address); `--limits-ab` runs each backend a second time
+with both off, in the same invocation, so the two rows show what the limiter costs.
 Scenarios: profile, forged, login, logout, and patch (`PATCH /profile/` of a small
 merge patch on one session: on Upstash one EVALSHA each, the script loaded in the warm-up).
 Needs valgrind (apt-get install -y valgrind); --local-upstash also needs redis-server and
@@ -152,6 +156,8 @@ def main():
     ap.add_argument("--env", default="", help="extra service settings, e.g. METRICS=false")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--keep", help="copy the callgrind dumps here (for callgrind_annotate)")
+    ap.add_argument("--limits-ab", action="store_true",
+                    help="run each backend twice: rate limits on (never reached), then off")
     ap.add_argument("--floor", action="store_true",
                     help="count examples/floor.rs instead (bare actix-web; profile only)")
     args = ap.parse_args()
@@ -172,7 +178,10 @@ def main():
 
     launch = Launcher()
     env = {k: v for k, v in service_env().items() if not k.startswith("FLOOR_")}
-    env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1")
+    env.update(COOKIE_SECURE="false", RUST_LOG="warn", WORKERS="1", HOST="127.0.0.1",
+               # Every request comes from 127.0.0.1: the per-client limits stay on (their cost
+               # is counted) but are never reached. `--env RATE_LIMIT_REQUESTS=off` for an A/B.
+               RATE_LIMIT_LOGIN="1000000/s", RATE_LIMIT_REQUESTS="1000000/s")
     # (label, settings) of each service run.
     runs = [("memory", {})]
     try:
@@ -193,6 +202,11 @@ def main():
             k, _, v = kv.partition("=")
             env[k] = v
 
+        if args.limits_ab and not args.floor:
+            off = {"RATE_LIMIT_LOGIN": "off", "RATE_LIMIT_REQUESTS": "off"}
+            runs = [variant for label, settings in runs for variant in (
+                (f"{label}, rate limits on", settings),
+                (f"{label}, rate limits off", {**settings, **off}))]
         rows = []
         for backend, settings in runs:
             if args.floor:

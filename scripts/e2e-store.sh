@@ -17,14 +17,15 @@ if [ -z "${E2E_STORE_UNDER_LAUNCHER:-}" ]; then
         --https-port "${E2E_UPSTASH_TLS_PORT:-8092}" --token e2e-token -- bash "$0"
 fi
 
-echo "== store suite, the actix-session and the tower-sessions stores over $BACKEND_HTTP_URL"
+echo "== store suite, the actix-session and tower-sessions stores, and cost control over $BACKEND_HTTP_URL"
 # The axum example's binary, which tower_sessions_store drives over HTTP (AXUM_EXAMPLE_BIN).
 cargo build --locked --all-features --example axum_tower_sessions
-# One test at a time, so upstash-on-redis's /__stats counts each test's requests alone.
+# One test at a time, so upstash-on-redis's /__stats counts each test's requests alone
+# (cost_control::e2e: refusals cost no billed command; the billed commands per operation).
 UPSTASH_E2E_URL=$BACKEND_HTTP_URL UPSTASH_E2E_TOKEN=$BACKEND_TOKEN \
     AXUM_EXAMPLE_BIN=target/debug/examples/axum_tower_sessions \
     cargo test --locked --all-features --test api -- store_suite actix_session_store \
-    tower_sessions_store --include-ignored --test-threads=1 --nocapture
+    tower_sessions_store cost_control::e2e --include-ignored --test-threads=1 --nocapture
 
 echo "== the actix-session example app against upstash-on-redis"
 cargo build --locked --features actix-session --example actix_session_upstash

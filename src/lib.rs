@@ -6,6 +6,10 @@
 //! the [`store::SessionStore`] trait → its backends ([`store::MemoryStore`],
 //! [`store::UpstashStore`]) → the Upstash REST client ([`upstash`]).
 //!
+//! Before any store work, the routes refuse a client over its [`ratelimit`] allowance; the
+//! client refuses to send past the instance's command budget
+//! (`UPSTASH_MAX_COMMANDS_PER_SECOND`). Neither refusal costs an Upstash command.
+//!
 //! With the cargo feature `actix-session`, the `actix_session` module offers an
 //! actix-session `SessionStore` over the same Upstash client, for apps that keep their
 //! sessions through actix-session's middleware. With the cargo feature `tower-sessions`, the
@@ -108,6 +112,7 @@
 pub mod actix_session;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod session;
 pub mod settings;

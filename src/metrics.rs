@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics`: HTTP requests by route, method and status with a
-//! latency histogram, Upstash latency, errors and retries, session lifecycle counters, and
-//! live sessions on the memory store, and with traces on, spans exported and dropped.
+//! latency histogram, Upstash latency, errors, retries and commands by name, session
+//! lifecycle counters, refusals by the rate limits and the Upstash budget, live sessions
+//! on the memory store, and with traces on, spans exported and dropped.
 //!
 //! Every label value comes from a closed set, so no client can grow the registry: the method
 //! is one of the standard methods or `OTHER`, the endpoint is a registered route pattern (its
@@ -22,7 +23,12 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::{session::SessionMetrics, store::SessionStore, upstash::UpstashMetrics};
+use crate::{
+    ratelimit::{RateLimitMetrics, UPSTASH_BUDGET_LABEL},
+    session::SessionMetrics,
+    store::SessionStore,
+    upstash::UpstashMetrics,
+};
 
 /// Every instrument of the service, on one registry.
 #[derive(Clone)]
@@ -35,6 +41,8 @@ pub struct Metrics {
     pub sessions: SessionMetrics,
     /// HTTP request counters, filled by [`HttpMetrics::middleware`].
     pub http: HttpMetrics,
+    /// Refusals by the per-client limits and the Upstash command budget.
+    pub rate_limits: RateLimitMetrics,
 }
 
 impl Metrics {
@@ -45,8 +53,11 @@ impl Metrics {
         if let Some(spans) = crate::traces::counters() {
             spans.register(&registry)?;
         }
+        let rate_limits = RateLimitMetrics::register(&registry)?;
         Ok(Self {
-            upstash: UpstashMetrics::register(&registry)?,
+            upstash: UpstashMetrics::register(&registry)?
+                .with_budget_refusals(rate_limits.counter(UPSTASH_BUDGET_LABEL)),
+            rate_limits,
             sessions: SessionMetrics::register(&registry)?,
             http: HttpMetrics::register(&registry)?,
             registry,

@@ -243,7 +243,7 @@ impl Modify for MethodRules {
 }
 
 /// Headers every answer carries (`X-Request-Id`, `Cache-Control`), and `Retry-After` on every
-/// `503`.
+/// `503` and `429`.
 struct CommonHeaders;
 
 impl Modify for CommonHeaders {
@@ -264,6 +264,12 @@ impl Modify for CommonHeaders {
                     response.headers.insert(
                         "Retry-After".into(),
                         string_header("Seconds to wait before retrying (`1`)"),
+                    );
+                }
+                if status == "429" {
+                    response.headers.insert(
+                        "Retry-After".into(),
+                        string_header("Whole seconds until this address may send the next request (at least `1`)"),
                     );
                 }
             }

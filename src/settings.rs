@@ -2,11 +2,13 @@
 //! validated at start. An invalid value is one [`SettingsError`] line naming the variable and
 //! what it accepts; secrets are wrapped in [`SecretString`] so they never reach a log.
 
-use std::{path::PathBuf, time::Duration};
+use std::{num::NonZeroU32, path::PathBuf, time::Duration};
 
 use actix_web::cookie::SameSite;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::ratelimit::{Rate, TrustedProxies};
 
 /// Every variable the service reads, for docs and `.env.example` checks.
 pub const VARIABLES: &[&str] = &[
@@ -37,6 +39,11 @@ pub const VARIABLES: &[&str] = &[
     "RUST_LOG",
     "CORS_ALLOWED_ORIGINS",
     "PUBLIC_ORIGIN",
+    "RATE_LIMIT_LOGIN",
+    "RATE_LIMIT_REQUESTS",
+    "RATE_LIMIT_MAX_CLIENTS",
+    "TRUSTED_PROXIES",
+    "UPSTASH_MAX_COMMANDS_PER_SECOND",
     // Traces: the OpenTelemetry specification's names (crate::traces::VARIABLES, same order).
     "OTEL_SDK_DISABLED",
     "OTEL_TRACES_EXPORTER",
@@ -104,6 +111,38 @@ pub struct Settings {
     pub public_origin: Option<String>,
     /// OpenTelemetry traces (`OTEL_*`, see [`crate::traces`]); `None`: off, the default.
     pub traces: Option<crate::traces::TraceSettings>,
+    /// Per-client rate limits and how the client address is found.
+    pub rate_limit: RateLimitSettings,
+    /// `UPSTASH_MAX_COMMANDS_PER_SECOND` (default off): the instance's budget of Upstash
+    /// commands per second, each command of a pipeline or transaction counted.
+    pub upstash_max_commands_per_second: Option<NonZeroU32>,
+}
+
+/// Per-client rate limits, in process (each instance counts alone).
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    /// `RATE_LIMIT_LOGIN` (default `20/m`): logins per client address; `None`: off.
+    pub login: Option<Rate>,
+    /// `RATE_LIMIT_REQUESTS` (default `50/s`): every other session request per client
+    /// address; `None`: off.
+    pub requests: Option<Rate>,
+    /// `RATE_LIMIT_MAX_CLIENTS` (default 100000): most client addresses tracked; past it
+    /// the least recently seen are forgotten.
+    pub max_clients: usize,
+    /// `TRUSTED_PROXIES` (default none): CIDRs of the proxies whose `X-Forwarded-For` /
+    /// `Forwarded` headers name the client.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl RateLimitSettings {
+    /// No limit at all (for embedding and tests that send many requests from one address).
+    pub fn off() -> Self {
+        Self {
+            login: None,
+            requests: None,
+            ..Settings::default().rate_limit
+        }
+    }
 }
 
 /// Where Upstash is and how to authenticate.
@@ -231,6 +270,13 @@ impl Default for Settings {
             cors_allowed_origins: Vec::new(),
             public_origin: None,
             traces: None,
+            rate_limit: RateLimitSettings {
+                login: Some(crate::ratelimit::DEFAULT_LOGIN_RATE),
+                requests: Some(crate::ratelimit::DEFAULT_REQUESTS_RATE),
+                max_clients: 100_000,
+                trusted_proxies: TrustedProxies::none(),
+            },
+            upstash_max_commands_per_second: None,
         }
     }
 }
@@ -413,8 +459,52 @@ impl Settings {
 
         let traces = crate::traces::TraceSettings::from_lookup(get)?;
 
+        let rate = |var: &'static str, default: Option<Rate>| match get(var) {
+            None => Ok(default),
+            Some(value) => Rate::parse(&value).map_err(|_| SettingsError::Invalid {
+                var,
+                value,
+                expected: "N/s, N/m or N/h (N an integer from 1 to 1000000), or off",
+            }),
+        };
+        let rate_limit = RateLimitSettings {
+            login: rate("RATE_LIMIT_LOGIN", defaults.rate_limit.login)?,
+            requests: rate("RATE_LIMIT_REQUESTS", defaults.rate_limit.requests)?,
+            max_clients: parse_int(
+                "RATE_LIMIT_MAX_CLIENTS",
+                get("RATE_LIMIT_MAX_CLIENTS"),
+                1,
+                10_000_000,
+                defaults.rate_limit.max_clients,
+                "an integer from 1 to 10000000",
+            )?,
+            trusted_proxies: match get("TRUSTED_PROXIES") {
+                None => defaults.rate_limit.trusted_proxies.clone(),
+                Some(value) => {
+                    TrustedProxies::parse(&value).map_err(|_| SettingsError::Invalid {
+                        var: "TRUSTED_PROXIES",
+                        value,
+                        expected: "comma-separated CIDRs (10.0.0.0/8) or addresses",
+                    })?
+                }
+            },
+        };
+        let upstash_max_commands_per_second = match get("UPSTASH_MAX_COMMANDS_PER_SECOND") {
+            None => defaults.upstash_max_commands_per_second,
+            Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+            Some(v) => NonZeroU32::new(parse_in_range(
+                "UPSTASH_MAX_COMMANDS_PER_SECOND",
+                v,
+                1,
+                1_000_000,
+                "an integer from 1 to 1000000, or off",
+            )?),
+        };
+
         Ok(Settings {
             traces,
+            rate_limit,
+            upstash_max_commands_per_second,
             metrics,
             cors_allowed_origins,
             public_origin,
@@ -852,6 +942,35 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_on_by_default_and_the_budget_is_off() {
+        let s = from(&[]).unwrap();
+        let shown = |r: Option<Rate>| r.map(|r| r.to_string());
+        assert_eq!(shown(s.rate_limit.login).as_deref(), Some("20/m"));
+        assert_eq!(shown(s.rate_limit.requests).as_deref(), Some("50/s"));
+        assert_eq!(s.rate_limit.max_clients, 100_000);
+        assert!(s.rate_limit.trusted_proxies.nets().is_empty());
+        assert_eq!(s.upstash_max_commands_per_second, None);
+        let s = from(&[
+            ("RATE_LIMIT_LOGIN", "off"),
+            ("RATE_LIMIT_REQUESTS", "5/h"),
+            ("RATE_LIMIT_MAX_CLIENTS", "10"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("UPSTASH_MAX_COMMANDS_PER_SECOND", "500"),
+        ])
+        .unwrap();
+        assert_eq!(s.rate_limit.login, None);
+        assert_eq!(shown(s.rate_limit.requests).as_deref(), Some("5/h"));
+        assert_eq!(s.rate_limit.max_clients, 10);
+        assert_eq!(s.rate_limit.trusted_proxies.nets().len(), 2);
+        assert_eq!(
+            s.upstash_max_commands_per_second.map(|n| n.get()),
+            Some(500)
+        );
+        let s = from(&[("UPSTASH_MAX_COMMANDS_PER_SECOND", "off")]).unwrap();
+        assert_eq!(s.upstash_max_commands_per_second, None);
+    }
+
+    #[test]
     fn an_ipv6_host_is_bracketed() {
         let s = from(&[("HOST", "::1"), ("PORT", "9000")]).unwrap();
         assert_eq!(s.address(), "[::1]:9000");
@@ -897,6 +1016,31 @@ mod tests {
                 "2000000",
                 "SESSION_DATA_MAX_BYTES=\"2000000\" is invalid: bytes, an integer from 2 to 1048576",
             ),
+            (
+                "RATE_LIMIT_LOGIN",
+                "20/d",
+                "RATE_LIMIT_LOGIN=\"20/d\" is invalid: N/s, N/m or N/h (N an integer from 1 to 1000000), or off",
+            ),
+            ("RATE_LIMIT_LOGIN", "0/m", "RATE_LIMIT_LOGIN=\"0/m\""),
+            ("RATE_LIMIT_REQUESTS", "50", "RATE_LIMIT_REQUESTS=\"50\" is invalid"),
+            ("RATE_LIMIT_REQUESTS", "none", "RATE_LIMIT_REQUESTS=\"none\""),
+            (
+                "RATE_LIMIT_MAX_CLIENTS",
+                "0",
+                "RATE_LIMIT_MAX_CLIENTS=\"0\" is invalid: an integer from 1 to 10000000",
+            ),
+            (
+                "TRUSTED_PROXIES",
+                "10.0.0.0/8, proxy.internal",
+                "TRUSTED_PROXIES=\"10.0.0.0/8, proxy.internal\" is invalid: comma-separated CIDRs",
+            ),
+            ("TRUSTED_PROXIES", "10.0.0.0/40", "TRUSTED_PROXIES"),
+            (
+                "UPSTASH_MAX_COMMANDS_PER_SECOND",
+                "0",
+                "UPSTASH_MAX_COMMANDS_PER_SECOND=\"0\" is invalid: an integer from 1 to 1000000, or off",
+            ),
+            ("UPSTASH_MAX_COMMANDS_PER_SECOND", "lots", "UPSTASH_MAX_COMMANDS_PER_SECOND"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");

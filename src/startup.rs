@@ -13,7 +13,9 @@ use secrecy::ExposeSecret;
 
 use crate::{
     metrics::Metrics,
-    openapi, routes,
+    openapi,
+    ratelimit::ClientLimits,
+    routes,
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
     store::{MemoryStore, SessionStore, UpstashStore},
@@ -120,6 +122,7 @@ pub async fn session_manager(
                 settings.session.max_data_bytes,
             );
             config.extra_roots = settings.upstash_extra_roots.clone();
+            config.max_commands_per_second = settings.upstash_max_commands_per_second;
             if upstash.url.scheme() == "http" && !crate::settings::is_loopback(&upstash.url) {
                 tracing::warn!(
                     upstash_host = upstash.url.host_str().unwrap_or("?"),
@@ -235,6 +238,7 @@ pub fn serve(
     settings: &Settings,
 ) -> Result<Server, StartupError> {
     let sessions = web::Data::new(sessions);
+    let limits = client_limits(settings, &metrics)?;
     let http_metrics = metrics
         .http
         .clone()
@@ -267,6 +271,11 @@ pub fn serve(
             ))
             .wrap(from_fn(routes::request_id::request_id))
             .app_data(sessions.clone())
+            .configure(|cfg| {
+                if let Some(limits) = &limits {
+                    cfg.app_data(limits.clone());
+                }
+            })
             .configure(routes::configure)
             .configure(|cfg| {
                 if metrics_on {
@@ -287,6 +296,46 @@ pub fn serve(
         server = server.workers(workers);
     }
     Ok(server.listen(listener).map_err(StartupError::Server)?.run())
+}
+
+/// The per-client limits of the settings, counted on `metrics`; `None` when both are off.
+fn client_limits(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Option<web::Data<ClientLimits>>, StartupError> {
+    let limit = &settings.rate_limit;
+    let limits = ClientLimits::new(
+        limit.login,
+        limit.requests,
+        limit.max_clients,
+        limit.trusted_proxies.clone(),
+    )
+    .with_metrics(&metrics.rate_limits);
+    let shown =
+        |rate: Option<crate::ratelimit::Rate>| rate.map_or("off".to_owned(), |r| r.to_string());
+    let proxies: Vec<String> = limit
+        .trusted_proxies
+        .nets()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(
+        login = %shown(limit.login),
+        requests = %shown(limit.requests),
+        max_clients = limit.max_clients,
+        trusted_proxies = %proxies.join(","),
+        upstash_max_commands_per_second = settings.upstash_max_commands_per_second.map_or(0, |n| n.get()),
+        "rate limits per client address (per instance)"
+    );
+    if !limits.is_on() {
+        return Ok(None);
+    }
+    let limits = std::sync::Arc::new(limits);
+    metrics
+        .rate_limits
+        .watch(&metrics.registry, limits.clone())
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    Ok(Some(web::Data::from(limits)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::{
+    ratelimit::Refused,
     session::{FailureKind, SessionError, UsernameError},
     store::DataError,
 };
@@ -30,12 +31,28 @@ pub enum StoreFailure {
         description = "A stored record that cannot be read (opaque; the cause is logged)"
     )]
     Internal(ErrorBody),
-    /// 503: the session store could not be reached.
-    #[response(status = 503, description = "Session store unavailable")]
+    /// 503: the session store could not be reached, or the instance's Upstash command
+    /// budget is spent.
+    #[response(
+        status = 503,
+        description = "Session store unavailable, or this instance's Upstash command budget (UPSTASH_MAX_COMMANDS_PER_SECOND) is spent (nothing sent)"
+    )]
     Unavailable(ErrorBody),
     /// 504: the session store did not answer in time.
     #[response(status = 504, description = "Session store timed out")]
     TimedOut(ErrorBody),
+}
+
+/// The answer of every route with a per-client rate limit when the client is over it, for
+/// the OpenAPI document (`responses(.., TooManyRequests)`).
+#[derive(utoipa::IntoResponses)]
+pub enum TooManyRequests {
+    /// 429: the client address is over its allowance.
+    #[response(
+        status = 429,
+        description = "This client address is over its rate limit (RATE_LIMIT_LOGIN for login, RATE_LIMIT_REQUESTS for the other session routes); nothing was sent to the store"
+    )]
+    RateLimited(ErrorBody),
 }
 
 /// Everything a route can fail with.
@@ -75,6 +92,17 @@ pub enum ApiError {
     /// 503 (with `Retry-After: 1`): the session store could not be reached.
     #[error("session store unavailable")]
     StoreUnavailable(#[source] SessionError),
+    /// 503 (with `Retry-After: 1`): the instance's Upstash command budget
+    /// (`UPSTASH_MAX_COMMANDS_PER_SECOND`) is spent; nothing was sent to the store.
+    #[error("Too many requests to the session store: retry in a second")]
+    StoreOverBudget(#[source] SessionError),
+    /// 429 (with `Retry-After`): the client address is over `RATE_LIMIT_LOGIN` or
+    /// `RATE_LIMIT_REQUESTS`; nothing was sent to the store.
+    #[error("Too many requests from this address: retry in {retry_after} seconds")]
+    RateLimited {
+        /// Whole seconds until the next request is allowed, at least 1.
+        retry_after: u64,
+    },
     /// 500: any other session failure: a stored record that cannot be read, no free session
     /// id, or a cookie that cannot be a header value.
     #[error("internal server error")]
@@ -96,11 +124,20 @@ impl From<DataError> for ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        ApiError::RateLimited {
+            retry_after: refused.retry_after_secs(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         match error.kind() {
             FailureKind::TimedOut => ApiError::StoreTimeout(error),
             FailureKind::Unavailable => ApiError::StoreUnavailable(error),
+            FailureKind::OverBudget => ApiError::StoreOverBudget(error),
             FailureKind::BadData => match error {
                 SessionError::Data(data) => data.into(),
                 other => ApiError::Internal(other),
@@ -131,7 +168,10 @@ impl ResponseError for ApiError {
             ApiError::BadBody { status, .. } => *status,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::StoreOverBudget(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,8 +183,15 @@ impl ResponseError for ApiError {
             tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::StoreUnavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            // The budget refills continuously: whatever the call, it fits within a second.
+            ApiError::StoreUnavailable(_) | ApiError::StoreOverBudget(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::RateLimited { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, *retry_after));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),

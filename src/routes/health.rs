@@ -24,13 +24,14 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// `GET /readyz`: the store answers a `PING` within the deadline (always, for memory).
+/// `GET /readyz`: the store answers a `PING` within the deadline (always, for memory), from a
+/// check at most a second old, so probes cost about one `PING` a second.
 #[utoipa::path(get, path = "/readyz", tag = "probes", responses(
     (status = 200, body = Health),
     super::StoreFailure,
 ))]
 pub async fn readyz(sessions: web::Data<SessionManager>) -> Result<HttpResponse, ApiError> {
-    sessions.ping().await?;
+    sessions.ready().await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ready",
         store: Some(sessions.store().backend()),

@@ -17,10 +17,12 @@ use actix_web::{
         header::{self, HeaderValue},
         Method, StatusCode,
     },
-    web, HttpResponse, ResponseError,
+    web, HttpRequest, HttpResponse, ResponseError,
 };
 
-pub use error::{ApiError, ErrorBody, StoreFailure};
+use crate::ratelimit::{ClientLimits, Limit};
+
+pub use error::{ApiError, ErrorBody, StoreFailure, TooManyRequests};
 pub use origin::OriginPolicy;
 
 /// Largest accepted JSON body, in bytes, beyond the session data it may carry (a login's
@@ -227,6 +229,16 @@ fn unsupported_type(message: &str) -> ApiError {
     ApiError::BadBody {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         message: message.to_owned(),
+    }
+}
+
+/// Refuses the request with 429 when its client address is over `limit` (the app's
+/// `web::Data<ClientLimits>`; without one, nothing is limited). Called first by every handler
+/// that may reach the store, so a refusal costs no store command.
+fn rate_limit(req: &HttpRequest, limit: Limit) -> Result<(), ApiError> {
+    match req.app_data::<web::Data<ClientLimits>>() {
+        Some(limits) => Ok(limits.check(limit, req.peer_addr().map(|a| a.ip()), req.headers())?),
+        None => Ok(()),
     }
 }
 

@@ -8,7 +8,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::{error::body_error, ApiError, ErrorBody, StoreFailure, MAX_BODY_BYTES};
+use super::{
+    error::body_error, rate_limit, ApiError, ErrorBody, StoreFailure, TooManyRequests,
+    MAX_BODY_BYTES,
+};
+use crate::ratelimit::Limit;
 use crate::{
     session::{ActiveSession, CookieState, SessionManager, Username},
     store::{AppData, SessionData, SessionId},
@@ -208,6 +212,7 @@ fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieSta
         (status = 413, description = "Body over SESSION_DATA_MAX_BYTES + 4 KiB, or `data` over SESSION_DATA_MAX_BYTES serialized", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Wrong shape, an invalid username, or `data` that is not an object or is nested deeper than 32 levels", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security((), ("session_cookie" = [])),
@@ -217,6 +222,7 @@ pub async fn login(
     payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Login)?;
     // The body is read before the store deadline starts: a slow upload is the client's
     // time, not the store's.
     let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
@@ -250,6 +256,7 @@ pub async fn login(
             headers(("Set-Cookie" = String, description = "The session cookie again, its `Max-Age` refreshed"))),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -258,6 +265,7 @@ pub async fn profile(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
             let session = require_session(&req, &sessions).await?;
@@ -303,6 +311,7 @@ fn profile_response(
         (status = 413, description = "The resulting data would be over SESSION_DATA_MAX_BYTES serialized, or the body over SESSION_DATA_MAX_BYTES + 4 KiB; nothing stored", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/merge-patch+json nor application/json", body = ErrorBody),
         (status = 422, description = "The body is not a JSON object, or is nested deeper than 32 levels", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -312,6 +321,7 @@ pub async fn patch_profile(
     payload: web::Payload,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     let state = live_cookie(&req, &sessions)?;
     // The body is read before the store deadline starts (see `login`).
     let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
@@ -339,6 +349,7 @@ pub async fn patch_profile(
         (status = 200, description = "Logged out (also without a cookie); the cookie is cleared", body = MessageResponse,
             headers(("Set-Cookie" = String, description = "Clears the session cookie (`Max-Age=0`)"))),
         (status = 403, description = "Cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security((), ("session_cookie" = [])),
@@ -347,6 +358,7 @@ pub async fn logout(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
             for id in cookie_state(&req, &sessions).ids() {
@@ -371,6 +383,7 @@ pub async fn logout(
             headers(("Set-Cookie" = String, description = "The session cookie again, its `Max-Age` refreshed"))),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -379,6 +392,7 @@ pub async fn list(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
             let current = require_session(&req, &sessions).await?;
@@ -410,6 +424,7 @@ pub async fn list(
             headers(("Set-Cookie" = String, description = "Clears the session cookie, when the session ended is the request's own"))),
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Not one of the user's live sessions", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -419,6 +434,7 @@ pub async fn end_one(
     path: web::Path<String>,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
             let current = require_session(&req, &sessions).await?;
@@ -447,6 +463,7 @@ pub async fn end_one(
             headers(("Set-Cookie" = String, description = "Clears the session cookie (`Max-Age=0`)"))),
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        TooManyRequests,
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -455,6 +472,7 @@ pub async fn logout_all(
     req: HttpRequest,
     sessions: web::Data<SessionManager>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
             let current = require_session(&req, &sessions).await?;

@@ -5,6 +5,7 @@
 pub mod cookie;
 mod deadline;
 pub mod metrics;
+pub mod readiness;
 mod set_cookie;
 pub mod username;
 
@@ -24,6 +25,7 @@ pub use metrics::SessionMetrics;
 pub use username::{Username, UsernameError};
 
 use deadline::Deadline;
+use readiness::Readiness;
 use set_cookie::SetCookie;
 
 use crate::store::{
@@ -73,6 +75,8 @@ pub enum FailureKind {
     TimedOut,
     /// The store failed or refused; a later attempt may succeed.
     Unavailable,
+    /// The store sent nothing: the instance's command budget is spent for now.
+    OverBudget,
     /// The caller's data cannot be stored (see [`SessionError::Data`]).
     BadData,
     /// Anything else: a corrupt record, a broken id generator, an impossible cookie name.
@@ -85,6 +89,7 @@ impl SessionError {
         match self {
             SessionError::Store(StoreError::Timeout(_)) => FailureKind::TimedOut,
             SessionError::Store(StoreError::Unavailable(_)) => FailureKind::Unavailable,
+            SessionError::Store(StoreError::OverBudget(_)) => FailureKind::OverBudget,
             SessionError::Data(_) => FailureKind::BadData,
             SessionError::Store(StoreError::Corrupt(_))
             | SessionError::NoFreeId
@@ -141,6 +146,8 @@ pub struct SessionManager {
     set_cookie: SetCookie,
     /// Largest serialized `data` of a session (`SESSION_DATA_MAX_BYTES`).
     max_data_bytes: usize,
+    /// The latest readiness check, for [`Self::ready`].
+    readiness: Readiness,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -173,6 +180,7 @@ impl SessionManager {
             set_cookie: SetCookie::new(&config.cookie_name, config.cookie_secure, config.same_site),
             config,
             max_data_bytes: DEFAULT_MAX_DATA_BYTES,
+            readiness: Readiness::default(),
         }
     }
 
@@ -487,6 +495,12 @@ impl SessionManager {
     /// Checks the store within the deadline.
     pub async fn ping(&self) -> Result<(), SessionError> {
         Ok(self.within(self.store.ping()).await?)
+    }
+
+    /// Whether the store answers, from a [`Self::ping`] at most [`readiness::MAX_AGE`] old
+    /// (its failure included): however often it is asked, about one `PING` a second.
+    pub async fn ready(&self) -> Result<(), SessionError> {
+        self.readiness.get(self.ping()).await
     }
 
     /// The `Set-Cookie` for a live session: `Max-Age` is the idle TTL, capped by what is

@@ -133,6 +133,11 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("a stored session record is corrupt: {0}")]
     Corrupt(String),
+    /// The backend did not send the operation: it would pass the instance's budget of
+    /// backend commands (`UPSTASH_MAX_COMMANDS_PER_SECOND`). Nothing was sent; the budget
+    /// refills within a second.
+    #[error("the session store's command budget is spent for now")]
+    OverBudget(#[source] BoxError),
 }
 
 /// Where sessions live.

@@ -195,6 +195,7 @@ fn unix_now() -> u64 {
 fn map_err(error: UpstashError) -> StoreError {
     match error {
         UpstashError::Timeout(_) => StoreError::Timeout(Box::new(error)),
+        UpstashError::OverBudget { .. } => StoreError::OverBudget(Box::new(error)),
         other => StoreError::Unavailable(Box::new(other)),
     }
 }

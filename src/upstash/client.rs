@@ -12,6 +12,7 @@
 //! Nothing about the trace is sent to Upstash (no `traceparent`).
 
 use std::{
+    num::NonZeroU32,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, OnceLock,
@@ -32,6 +33,7 @@ use crate::traces;
 
 use super::{
     batch::{self, Batches},
+    budget::CommandBudget,
     command::Command,
     error::UpstashError,
     metrics::UpstashMetrics,
@@ -63,6 +65,10 @@ pub struct ClientConfig {
     pub max_reply_bytes: usize,
     /// Certificates trusted besides the public roots (a private CA, e.g. `UPSTASH_CA_CERT`).
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Most commands sent per second, each command of a pipeline or transaction counted
+    /// (`UPSTASH_MAX_COMMANDS_PER_SECOND`); a call that would pass it fails with
+    /// [`UpstashError::OverBudget`] and sends nothing. `None`: no budget.
+    pub max_commands_per_second: Option<NonZeroU32>,
 }
 
 /// Default of [`ClientConfig::max_reply_bytes`]: 8 MiB, four times a listing of 100 sessions
@@ -78,6 +84,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("extra_roots", &self.extra_roots.len())
+            .field("max_commands_per_second", &self.max_commands_per_second)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +102,7 @@ impl ClientConfig {
             backoff_max: Duration::from_millis(500),
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             extra_roots: Vec::new(),
+            max_commands_per_second: None,
         }
     }
 }
@@ -128,6 +136,8 @@ pub struct UpstashClient {
     metrics: Option<UpstashMetrics>,
     /// Commands waiting to be pipelined, per thread (see `batch.rs`).
     batches: Batches,
+    /// Commands per second, taken before anything is sent (see `budget.rs`).
+    budget: Option<CommandBudget>,
 }
 
 impl std::fmt::Debug for UpstashClient {
@@ -163,10 +173,11 @@ impl UpstashClient {
             pipeline: parse("pipeline")?,
             multi_exec: parse("multi-exec")?,
             auth,
-            config,
             sync_token: Mutex::new(None),
             metrics: None,
             batches: Batches::default(),
+            budget: config.max_commands_per_second.map(CommandBudget::new),
+            config,
         })
     }
 
@@ -195,6 +206,7 @@ impl UpstashClient {
         command: &Command<'_>,
         retry: RetryPolicy,
     ) -> Result<Reply, UpstashError> {
+        self.spend(std::slice::from_ref(command))?;
         let body = serialize(command)?;
         self.call(&self.root, "command", body, retry, |bytes| {
             parse_single_body(bytes, true)
@@ -208,6 +220,7 @@ impl UpstashClient {
         commands: &[Command<'_>],
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+        self.spend(commands)?;
         let body = serialize(commands)?;
         self.call(&self.pipeline, "pipeline", body, retry, |bytes| {
             check_len(parse_pipeline_body(bytes, true)?, commands.len())
@@ -221,6 +234,7 @@ impl UpstashClient {
         commands: &[Command<'_>],
         retry: RetryPolicy,
     ) -> Result<Vec<Result<Reply, String>>, UpstashError> {
+        self.spend(commands)?;
         let body = serialize(commands)?;
         self.call(&self.multi_exec, "multi-exec", body, retry, |bytes| {
             check_len(parse_pipeline_body(bytes, true)?, commands.len())
@@ -235,6 +249,7 @@ impl UpstashClient {
         self: &Arc<Self>,
         command: &Command<'_>,
     ) -> Result<Reply, UpstashError> {
+        self.spend(std::slice::from_ref(command))?;
         let (reply, flush) = self.batches.push(serialize(command)?, traces::caller());
         if let Some(batch) = flush {
             let client = self.clone();
@@ -255,6 +270,31 @@ impl UpstashClient {
                 "the pipeline task ended without an answer".into(),
             ))
         })
+    }
+
+    /// Takes `commands` from the budget before they are sent, and counts them by name: the
+    /// commands Upstash bills, each of a pipeline or transaction too. A call that does not
+    /// fit is refused here, before anything is serialized or sent. A retried call is counted
+    /// once (its retries show in `upstash_retries_total`).
+    fn spend(&self, commands: &[Command<'_>]) -> Result<(), UpstashError> {
+        if let Some(budget) = &self.budget {
+            if let Err(retry_after) = budget.take(commands.len()) {
+                if let Some(refused) = self
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.budget_refused.as_ref())
+                {
+                    refused.inc();
+                }
+                return Err(UpstashError::OverBudget { retry_after });
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            for command in commands {
+                metrics.commands.with_label_values(&[command.name()]).inc();
+            }
+        }
+        Ok(())
     }
 
     /// Sends one batch of queued commands and hands each caller its reply.

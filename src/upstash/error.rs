@@ -51,6 +51,13 @@ pub enum UpstashError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The call's commands would pass the client's budget of commands per second
+    /// (`ClientConfig::max_commands_per_second`): nothing was sent.
+    #[error("the Upstash command budget of this instance is spent for now (nothing was sent; retry in {retry_after:?})")]
+    OverBudget {
+        /// How long until the commands would fit.
+        retry_after: Duration,
+    },
 }
 
 impl UpstashError {
@@ -66,7 +73,8 @@ impl UpstashError {
             UpstashError::Unauthorized(_)
             | UpstashError::Command(_)
             | UpstashError::Protocol(_)
-            | UpstashError::TooLarge { .. } => false,
+            | UpstashError::TooLarge { .. }
+            | UpstashError::OverBudget { .. } => false,
         }
     }
 
@@ -86,6 +94,7 @@ impl UpstashError {
             UpstashError::NotJson(_) => "not_json",
             UpstashError::Protocol(_) => "protocol",
             UpstashError::TooLarge { .. } => "too_large",
+            UpstashError::OverBudget { .. } => "over_budget",
         }
     }
 
@@ -94,6 +103,7 @@ impl UpstashError {
         match self {
             UpstashError::RateLimited { retry_after, .. }
             | UpstashError::Status { retry_after, .. } => *retry_after,
+            UpstashError::OverBudget { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Optional Prometheus instruments for the client: request latency by endpoint, errors and
-//! retries by kind, TLS handshakes.
+//! retries by kind, TLS handshakes, commands sent by name, and refusals by the command
+//! budget.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
@@ -10,6 +11,8 @@ pub struct UpstashMetrics {
     pub(crate) errors: IntCounterVec,
     pub(crate) retries: IntCounterVec,
     pub(crate) tls_handshakes: IntCounter,
+    pub(crate) commands: IntCounterVec,
+    pub(crate) budget_refused: Option<IntCounter>,
 }
 
 impl UpstashMetrics {
@@ -40,7 +43,16 @@ impl UpstashMetrics {
             "upstash_tls_handshakes_total",
             "TLS handshakes with Upstash: one per new connection, none per pooled request.",
         )?;
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "upstash_commands_total",
+                "Commands sent to Upstash (what it bills: each command of a pipeline or \
+                 transaction counts), by command name; a retried call counts once.",
+            ),
+            &["command"],
+        )?;
         registry.register(Box::new(tls_handshakes.clone()))?;
+        registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(retries.clone()))?;
@@ -49,6 +61,15 @@ impl UpstashMetrics {
             errors,
             retries,
             tls_handshakes,
+            commands,
+            budget_refused: None,
         })
+    }
+
+    /// Counts the calls the command budget refuses on `counter` (the service's
+    /// `rate_limited_total{limit="upstash_budget"}`).
+    pub fn with_budget_refusals(mut self, counter: IntCounter) -> Self {
+        self.budget_refused = Some(counter);
+        self
     }
 }

@@ -1,8 +1,10 @@
 //! A thin client for the Upstash Redis REST API: JSON command arrays over HTTPS, typed replies
 //! and errors, timeouts, retries of retry-safe calls, and the `upstash-sync-token`
-//! read-your-writes header. It knows nothing of sessions.
+//! read-your-writes header, and an optional budget of commands per second checked before
+//! anything is sent. It knows nothing of sessions.
 
 mod batch;
+mod budget;
 mod client;
 mod command;
 mod error;

@@ -114,6 +114,26 @@ fn an_invalid_setting_stops_the_binary_with_one_line_naming_the_variable() {
             vec![("CORS_ALLOWED_ORIGINS", "*")],
             "CORS_ALLOWED_ORIGINS=\"*\" is invalid: a wildcard cannot be combined with credentials",
         ),
+        (
+            vec![("RATE_LIMIT_LOGIN", "20/day")],
+            "RATE_LIMIT_LOGIN=\"20/day\" is invalid: N/s, N/m or N/h",
+        ),
+        (
+            vec![("RATE_LIMIT_REQUESTS", "-1/s")],
+            "RATE_LIMIT_REQUESTS=\"-1/s\" is invalid",
+        ),
+        (
+            vec![("RATE_LIMIT_MAX_CLIENTS", "many")],
+            "RATE_LIMIT_MAX_CLIENTS=\"many\" is invalid",
+        ),
+        (
+            vec![("TRUSTED_PROXIES", "10.0.0.0/8,lb")],
+            "TRUSTED_PROXIES=\"10.0.0.0/8,lb\" is invalid",
+        ),
+        (
+            vec![("UPSTASH_MAX_COMMANDS_PER_SECOND", "0")],
+            "UPSTASH_MAX_COMMANDS_PER_SECOND=\"0\" is invalid",
+        ),
     ] {
         let output = binary(&vars).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{vars:?}");

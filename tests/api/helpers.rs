@@ -4,7 +4,10 @@
 use std::{net::TcpListener, time::Duration};
 
 use reqwest::{header, Response};
-use upstash_sessions::{settings::Settings, startup::Application};
+use upstash_sessions::{
+    settings::{RateLimitSettings, Settings},
+    startup::Application,
+};
 
 use crate::fake_upstash::{FakeUpstash, FAKE_TOKEN};
 
@@ -38,7 +41,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     spawn_with_settings(settings, upstash).await
 }
 
-/// Settings for tests: port 0, one worker, and Upstash at `upstash_uri` when given.
+/// Settings for tests: port 0, one worker, no per-client rate limits, and Upstash at
+/// `upstash_uri` when given.
 pub fn test_settings(upstash_uri: Option<String>) -> Settings {
     let mut settings = Settings {
         port: 0,
@@ -46,6 +50,9 @@ pub fn test_settings(upstash_uri: Option<String>) -> Settings {
         shutdown_timeout: Duration::from_secs(1),
         // Tests count Upstash requests from start: no warm-up PING racing the count.
         upstash_warm_pool: false,
+        // Every test sends all its requests from 127.0.0.1; the limits have their own tests
+        // (cost_control.rs), which set them.
+        rate_limit: RateLimitSettings::off(),
         ..Settings::default()
     };
     if let Some(uri) = upstash_uri {

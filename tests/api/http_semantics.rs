@@ -112,7 +112,12 @@ async fn head_answers_like_get_without_a_body_at_the_same_store_cost(backend: Ba
         let head = send(&app, "HEAD", path, &[("cookie", &cookie)]).await;
         let head_cost = app.upstash_requests() - before;
         assert_eq!(head.status(), get.status(), "{path}");
-        assert_eq!(head_cost, get_cost, "{path}");
+        if path == "/readyz" {
+            // Answered from the check the GET just made, unless a second has passed since.
+            assert!(head_cost <= get_cost, "{path}");
+        } else {
+            assert_eq!(head_cost, get_cost, "{path}");
+        }
         for name in ["content-type", "content-length", "cache-control"] {
             assert_eq!(header(&head, name), header(&get, name), "{name} of {path}");
         }

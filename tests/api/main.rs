@@ -17,6 +17,7 @@ mod common {
 mod actix_session_store;
 mod binary;
 mod contract;
+mod cost_control;
 mod data;
 mod ecosystem;
 mod failures;
