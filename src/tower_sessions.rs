@@ -406,7 +406,8 @@ fn failed(command: &'static str, error: &UpstashError) -> session_store::Error {
         UpstashError::Transport(_)
         | UpstashError::Timeout(_)
         | UpstashError::Protocol(_)
-        | UpstashError::TooLarge { .. } => error.to_string(),
+        | UpstashError::TooLarge { .. }
+        | UpstashError::OverBudget { .. } => error.to_string(),
     };
     session_store::Error::Backend(format!("the Upstash call ({command}) failed: {cause}"))
 }
