@@ -110,6 +110,8 @@
 
 #[cfg(feature = "actix-session")]
 pub mod actix_session;
+#[cfg(any(test, doctest))]
+mod doc_examples;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;

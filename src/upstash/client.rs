@@ -615,7 +615,7 @@ fn tls_config(
     handshakes: Arc<HandshakeCounter>,
 ) -> Result<rustls::ClientConfig, UpstashError> {
     let roots = root_store(extra_roots)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| UpstashError::Protocol(format!("TLS set-up failed: {e}")))?

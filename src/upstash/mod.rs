@@ -17,3 +17,6 @@ pub use command::Command;
 pub use error::UpstashError;
 pub use metrics::UpstashMetrics;
 pub use reply::{parse_pipeline_body, parse_single_body, Reply};
+/// The URL type [`ClientConfig::new`] takes (reqwest's, re-exported so an app needs no
+/// dependency of its own to build one): `Url::parse("https://eu1-example.upstash.io")?`.
+pub use reqwest::Url;

@@ -868,29 +868,6 @@ async fn the_example_app_counts_visits_and_logs_a_user_in_and_out(target: Target
     assert_eq!(counts, [(1, 1), (3, 3), (2, 2), (1, 1)], "{costs:?}");
 }
 
-#[test]
-fn the_readme_axum_code_is_the_example_apps() {
-    let readme = include_str!("../../README.md");
-    let example = include_str!("../../examples/axum_tower_sessions.rs");
-    let section = readme
-        .split("## Use it from axum")
-        .nth(1)
-        .expect("README has a 'Use it from axum' section");
-    let code = section
-        .split("```rust\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the section has a rust code block");
-    let mut rest = example;
-    // `// ...` stands for lines left out.
-    for line in (code.lines().map(str::trim)).filter(|l| !l.is_empty() && *l != "// ...") {
-        let at = rest
-            .find(line)
-            .unwrap_or_else(|| panic!("README line not in the example (in order): {line}"));
-        rest = &rest[at + line.len()..];
-    }
-}
-
 /// The built example binary against the real server: `AXUM_EXAMPLE_BIN` is its path.
 #[tokio::test]
 #[ignore = "needs a real Upstash-compatible server and the built example: run by scripts/e2e-store.sh"]
