@@ -4,15 +4,6 @@
 mod fake_upstash;
 mod helpers;
 
-/// tower-sessions' own test helpers and `route_tests!` macro, from the published crate
-/// (copied by build.rs; `route_tests!` names this module `crate::common`).
-#[cfg(all(feature = "tower-sessions", tower_sessions_route_suite))]
-#[macro_use]
-#[allow(dead_code)]
-mod common {
-    include!(concat!(env!("OUT_DIR"), "/tower_sessions_common.rs"));
-}
-
 #[cfg(feature = "actix-session")]
 mod actix_session_store;
 mod binary;

@@ -1,6 +1,6 @@
 //! The tower-sessions store (`upstash_sessions::tower_sessions`): tower-sessions' own route
-//! suite (`route_tests!` from the published crate's `tests/common/mod.rs`, copied at build
-//! time by build.rs) on the fake Upstash and on a real server, this store's own cases
+//! suite (`route_tests!` from the published crate's `tests/common/mod.rs`, taken at build
+//! time by the test-support crate tests/support/tower-sessions-route-suite) on the fake Upstash and on a real server, this store's own cases
 //! (exact data, expiry, collisions, a retry after a lost answer, what each call costs, faults),
 //! and the axum example, as a module on the fake and as the built binary on a real server.
 //!
@@ -170,7 +170,6 @@ fn awkward_data() -> Value {
 
 /// tower-sessions' `route_tests!`, expanded here: the fake by default; the real server when
 /// the `#[ignore]`d test below runs the same functions on its thread.
-#[cfg(tower_sessions_route_suite)]
 mod route_suite {
     use std::cell::Cell;
 
@@ -187,22 +186,20 @@ mod route_suite {
             super::Target::fake().await
         };
         let layer = tower_sessions::SessionManagerLayer::new(target.store()).with_secure(true);
-        crate::common::build_app(layer, max_age, domain)
+        tower_sessions_route_suite::common::build_app(layer, max_age, domain)
             .layer(axum::Extension(std::sync::Arc::new(target)))
     }
 
-    route_tests!(app);
+    tower_sessions_route_suite::route_tests!(app);
 
-    /// Every test of the suite, by name (listed by build.rs from the same file).
-    pub(super) const TESTS: &[(&str, fn())] =
-        include!(concat!(env!("OUT_DIR"), "/route_suite_tests.rs"));
+    /// Every test of the suite, by name (listed by the support crate from the same file).
+    pub(super) const TESTS: &[(&str, fn())] = tower_sessions_route_suite::route_suite_tests!();
 
     pub(super) fn use_the_real_server() {
         ON_REAL_SERVER.with(|on| on.set(true));
     }
 }
 
-#[cfg(tower_sessions_route_suite)]
 #[test]
 #[ignore = "needs a real Upstash-compatible server: run by scripts/e2e-store.sh"]
 fn tower_sessions_route_suite_passes_on_a_real_upstash() {
@@ -213,15 +210,6 @@ fn tower_sessions_route_suite_passes_on_a_real_upstash() {
         eprintln!("tower-sessions route suite on the real server: {name}");
         test();
     }
-}
-
-#[cfg(not(tower_sessions_route_suite))]
-#[test]
-fn tower_sessions_route_suite_was_found_in_the_published_crate() {
-    panic!(
-        "build.rs did not find tower-sessions' tests/common/mod.rs under $CARGO_HOME/registry/src \
-         (see its cargo warning): the route suite cannot run"
-    );
 }
 
 // ---- This store's own cases, on the fake and on a real server ----

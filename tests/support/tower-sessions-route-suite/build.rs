@@ -1,12 +1,8 @@
-//! Build script. Only with the `tower-sessions` feature does it do anything: it copies
-//! tower-sessions' own route suite (`tests/common/mod.rs` of the published crate, as cargo
-//! unpacked it into `$CARGO_HOME/registry/src/`) into `OUT_DIR`, so the API tests run the
-//! suite tower-sessions runs against its own stores without a copy of it in this repository,
-//! and sets the `tower_sessions_route_suite` cfg. It also writes the list of the suite's tests
-//! (`route_suite_tests.rs`), so that one `#[ignore]`d test can run them all against a real
-//! server. Not found (a vendored or unusual registry), it warns; the test that checks for the
-//! suite then fails, and nothing else changes. Without the feature the crate builds exactly as
-//! it would without this script.
+//! Copies tower-sessions' `tests/common/mod.rs` of the version in the enclosing Cargo.lock,
+//! from the crate cargo unpacked into `$CARGO_HOME/registry/src/`, into `OUT_DIR/common.rs`,
+//! writes `OUT_DIR/names.rs` (the `route_suite_tests!` macro: every test of the suite by name)
+//! and sets the `route_suite_found` cfg. Not found (a vendored or unusual registry), it warns
+//! and the crate's macros become compile errors that say so.
 
 use std::{
     env, fs,
@@ -14,17 +10,13 @@ use std::{
 };
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(tower_sessions_route_suite)");
+    println!("cargo::rustc-check-cfg=cfg(route_suite_found)");
     println!("cargo::rerun-if-changed=build.rs");
-    if env::var_os("CARGO_FEATURE_TOWER_SESSIONS").is_none() {
-        return;
-    }
-    println!("cargo::rerun-if-changed=Cargo.lock");
     println!("cargo::rerun-if-env-changed=CARGO_HOME");
     match copy_route_suite() {
         Ok(source) => {
             println!("cargo::rerun-if-changed={}", source.display());
-            println!("cargo::rustc-cfg=tower_sessions_route_suite");
+            println!("cargo::rustc-cfg=route_suite_found");
         }
         Err(why) => println!("cargo::warning=tower-sessions' route suite not copied: {why}"),
     }
@@ -32,10 +24,15 @@ fn main() {
 
 /// Copies the suite of the tower-sessions version in Cargo.lock; returns where it was found.
 fn copy_route_suite() -> Result<PathBuf, String> {
-    let manifest_dir = env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    let lock = fs::read_to_string(Path::new(&manifest_dir).join("Cargo.lock"))
-        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    // The lock file of the package this crate is a dev-dependency of: the nearest one above.
+    let lock_path = (manifest_dir.ancestors())
+        .map(|dir| dir.join("Cargo.lock"))
+        .find(|path| path.is_file())
+        .ok_or("no Cargo.lock above this crate")?;
+    println!("cargo::rerun-if-changed={}", lock_path.display());
+    let lock = fs::read_to_string(&lock_path).map_err(|e| format!("Cargo.lock: {e}"))?;
     let version =
         locked_version(&lock, "tower-sessions").ok_or("tower-sessions is not in Cargo.lock")?;
     let cargo_home = env::var_os("CARGO_HOME")
@@ -62,13 +59,19 @@ fn copy_route_suite() -> Result<PathBuf, String> {
     }
     let list: String = names
         .iter()
-        .map(|name| format!("    (\"{name}\", {name}),\n"))
+        .map(|name| format!("            (\"{name}\", {name}),\n"))
         .collect();
     let write = |name: &str, text: &str| {
         fs::write(out_dir.join(name), text).map_err(|e| format!("{name}: {e}"))
     };
-    write("tower_sessions_common.rs", &suite)?;
-    write("route_suite_tests.rs", &format!("&[\n{list}]\n"))?;
+    write("common.rs", &suite)?;
+    let names = format!(
+        "/// Every test of `route_tests!`, by name: `&[(&str, fn())]` of the functions the macro\n\
+         /// defined where this is used.\n\
+         #[macro_export]\n\
+         macro_rules! route_suite_tests {{\n    () => {{\n        &[\n{list}        ]\n    }};\n}}\n"
+    );
+    write("names.rs", &names)?;
     Ok(source)
 }
 
