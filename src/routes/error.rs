@@ -30,8 +30,11 @@ pub enum StoreFailure {
         description = "A stored record that cannot be read (opaque; the cause is logged)"
     )]
     Internal(ErrorBody),
-    /// 503: the session store could not be reached.
-    #[response(status = 503, description = "Session store unavailable")]
+    /// 503: the session store could not be reached, or is full.
+    #[response(
+        status = 503,
+        description = "Session store unavailable, or the in-memory store full (MEMORY_STORE_MAX_BYTES); nothing stored. `Retry-After` says when to try again"
+    )]
     Unavailable(ErrorBody),
     /// 504: the session store did not answer in time.
     #[response(status = 504, description = "Session store timed out")]
@@ -75,6 +78,16 @@ pub enum ApiError {
     /// 503 (with `Retry-After: 1`): the session store could not be reached.
     #[error("session store unavailable")]
     StoreUnavailable(#[source] SessionError),
+    /// 503 (with `Retry-After`: when the earliest session expires): the in-memory store is at
+    /// `MEMORY_STORE_MAX_BYTES`; nothing was stored.
+    #[error("session store is full; try again later")]
+    StoreFull {
+        /// Whole seconds until room may be made, at least 1.
+        retry_after_secs: u64,
+        /// The refusal.
+        #[source]
+        source: SessionError,
+    },
     /// 500: any other session failure: a stored record that cannot be read, no free session
     /// id, or a cookie that cannot be a header value.
     #[error("internal server error")]
@@ -101,6 +114,10 @@ impl From<SessionError> for ApiError {
         match error.kind() {
             FailureKind::TimedOut => ApiError::StoreTimeout(error),
             FailureKind::Unavailable => ApiError::StoreUnavailable(error),
+            FailureKind::Full(wait) => ApiError::StoreFull {
+                retry_after_secs: wait.as_secs().max(1),
+                source: error,
+            },
             FailureKind::BadData => match error {
                 SessionError::Data(data) => data.into(),
                 other => ApiError::Internal(other),
@@ -131,7 +148,9 @@ impl ResponseError for ApiError {
             ApiError::BadBody { status, .. } => *status,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::StoreFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -142,9 +161,28 @@ impl ResponseError for ApiError {
         {
             tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
         }
+        if let ApiError::StoreFull {
+            retry_after_secs, ..
+        } = self
+        {
+            // A refusal by design, not a failure: no cause chain to log.
+            tracing::warn!(
+                event = "store_full",
+                retry_after = retry_after_secs,
+                "the memory store is at MEMORY_STORE_MAX_BYTES; write refused"
+            );
+        }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::StoreUnavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::StoreUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::StoreFull {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),
