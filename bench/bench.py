@@ -785,7 +785,9 @@ def main():
         if b.up:
             settings.update(b.up.service_settings())
         if a.million:
-            settings.update(SESSION_TTL_SECONDS="31536000", SESSION_ABSOLUTE_TTL_SECONDS="31536000")
+            # A million sessions count about 269 MB, past the default MEMORY_STORE_MAX_BYTES.
+            settings.update(SESSION_TTL_SECONDS="31536000", SESSION_ABSOLUTE_TTL_SECONDS="31536000",
+                            MEMORY_STORE_MAX_BYTES=str(1 << 30))
         # SVC_ENV="UPSTASH_AUTO_PIPELINE=false ..." passes extra settings (A/B runs).
         settings.update(kv.partition("=")[::2] for kv in os.environ.get("SVC_ENV", "").split())
         proc, port = b.start("service", [str(binary)], settings)

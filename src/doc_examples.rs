@@ -40,6 +40,14 @@ struct Traces;
 #[doc = include_str!("../docs/cost-control.md")]
 struct CostControl;
 
+#[cfg(doctest)]
+#[doc = include_str!("../docs/memory-store.md")]
+struct MemoryStore;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/session-listing.md")]
+struct SessionListing;
+
 #[cfg(test)]
 mod tests {
     /// A file added to docs/ without its `include_str!` above would have its Rust blocks

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `GET /metrics`: HTTP requests by route, method and status with a
 //! latency histogram, Upstash latency, errors, retries and commands by name, session
-//! lifecycle counters, refusals by the rate limits and the Upstash budget, live sessions
-//! on the memory store, and with traces on, spans exported and dropped.
+//! lifecycle counters, refusals by the rate limits and the Upstash budget, on the memory store
+//! the sessions it holds, the bytes they count and its bound, and with traces on, spans
+//! exported and dropped.
 //!
 //! Every label value comes from a closed set, so no client can grow the registry: the method
 //! is one of the standard methods or `OTHER`, the endpoint is a registered route pattern (its
@@ -64,11 +65,11 @@ impl Metrics {
         })
     }
 
-    /// Reports `store.live_sessions()` at each scrape, when the store can tell.
+    /// Reports `store.live_sessions()` and `store.memory_usage()` at each scrape, when the
+    /// store can tell.
     pub fn watch_store(&self, store: Arc<dyn SessionStore>) -> prometheus::Result<()> {
-        if store.live_sessions().is_some() {
-            self.registry
-                .register(Box::new(LiveSessions::new(store)?))?;
+        if store.live_sessions().is_some() || store.memory_usage().is_some() {
+            self.registry.register(Box::new(StoreGauges::new(store)?))?;
         }
         Ok(())
     }
@@ -216,31 +217,63 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// A gauge read from the store at scrape time.
-struct LiveSessions {
+/// Gauges read from the store at scrape time.
+struct StoreGauges {
     store: Arc<dyn SessionStore>,
-    gauge: Gauge,
+    live: Gauge,
+    bytes: Gauge,
+    max_bytes: Gauge,
+    descs: Vec<Desc>,
 }
 
-impl LiveSessions {
+impl StoreGauges {
     fn new(store: Arc<dyn SessionStore>) -> prometheus::Result<Self> {
-        let gauge = Gauge::with_opts(Opts::new(
+        let live = Gauge::with_opts(Opts::new(
             "sessions_live",
             "Sessions held by the in-memory store (expired ones not yet purged included).",
         ))?;
-        Ok(Self { store, gauge })
+        let bytes = Gauge::with_opts(Opts::new(
+            "memory_store_bytes",
+            "Bytes the in-memory store's sessions count against MEMORY_STORE_MAX_BYTES: per \
+             session a fixed overhead plus its user name and serialized data.",
+        ))?;
+        let max_bytes = Gauge::with_opts(Opts::new(
+            "memory_store_max_bytes",
+            "MEMORY_STORE_MAX_BYTES: past it, logins and growing PATCHes answer 503.",
+        ))?;
+        let descs = [&live, &bytes, &max_bytes]
+            .iter()
+            .flat_map(|g| g.desc())
+            .cloned()
+            .collect();
+        Ok(Self {
+            store,
+            live,
+            bytes,
+            max_bytes,
+            descs,
+        })
     }
 }
 
-impl Collector for LiveSessions {
+impl Collector for StoreGauges {
     fn desc(&self) -> Vec<&Desc> {
-        self.gauge.desc()
+        self.descs.iter().collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.gauge
-            .set(self.store.live_sessions().unwrap_or(0) as f64);
-        self.gauge.collect()
+        let mut families = Vec::with_capacity(3);
+        if let Some(live) = self.store.live_sessions() {
+            self.live.set(live as f64);
+            families.extend(self.live.collect());
+        }
+        if let Some(usage) = self.store.memory_usage() {
+            self.bytes.set(usage.bytes as f64);
+            self.max_bytes.set(usage.max_bytes as f64);
+            families.extend(self.bytes.collect());
+            families.extend(self.max_bytes.collect());
+        }
+        families
     }
 }
 

@@ -29,6 +29,7 @@ pub const VARIABLES: &[&str] = &[
     "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
     "MAX_SESSIONS_PER_USER",
     "SESSION_DATA_MAX_BYTES",
+    "MEMORY_STORE_MAX_BYTES",
     "COOKIE_NAME",
     "COOKIE_SECURE",
     "COOKIE_SAMESITE",
@@ -83,6 +84,9 @@ pub struct Settings {
     pub upstash_timeout: Duration,
     /// Whether concurrent session reads share `/pipeline` requests.
     pub upstash_auto_pipeline: bool,
+    /// `MEMORY_STORE_MAX_BYTES` (default 256 MiB): the most the memory store's sessions may
+    /// count (see [`crate::store::memory`]); unused on Upstash.
+    pub memory_store_max_bytes: u64,
     /// Certificates trusted for the Upstash endpoint besides the public roots
     /// (`UPSTASH_CA_CERT`, `SSL_CERT_FILE`); read only when Upstash is configured.
     pub upstash_extra_roots: Vec<CertificateDer<'static>>,
@@ -247,6 +251,7 @@ impl Default for Settings {
             upstash: None,
             upstash_timeout: Duration::from_millis(3000),
             upstash_auto_pipeline: true,
+            memory_store_max_bytes: crate::store::memory::DEFAULT_MAX_BYTES,
             upstash_extra_roots: Vec::new(),
             upstash_warm_pool: false,
             session: SessionSettings {
@@ -500,12 +505,21 @@ impl Settings {
                 "an integer from 1 to 1000000, or off",
             )?),
         };
+        let memory_store_max_bytes = parse_int(
+            "MEMORY_STORE_MAX_BYTES",
+            get("MEMORY_STORE_MAX_BYTES"),
+            65_536,
+            1 << 40,
+            defaults.memory_store_max_bytes,
+            "bytes, an integer from 65536 to 1099511627776",
+        )?;
 
         Ok(Settings {
             traces,
             rate_limit,
             upstash_max_commands_per_second,
             metrics,
+            memory_store_max_bytes,
             cors_allowed_origins,
             public_origin,
             upstash_auto_pipeline,
@@ -939,6 +953,9 @@ mod tests {
         assert_eq!(s.session.max_data_bytes, 16_384);
         let s = from(&[("SESSION_DATA_MAX_BYTES", "100")]).unwrap();
         assert_eq!(s.session.max_data_bytes, 100);
+        assert_eq!(s.memory_store_max_bytes, 256 * 1024 * 1024);
+        let s = from(&[("MEMORY_STORE_MAX_BYTES", "1048576")]).unwrap();
+        assert_eq!(s.memory_store_max_bytes, 1_048_576);
     }
 
     #[test]
@@ -1041,6 +1058,11 @@ mod tests {
                 "UPSTASH_MAX_COMMANDS_PER_SECOND=\"0\" is invalid: an integer from 1 to 1000000, or off",
             ),
             ("UPSTASH_MAX_COMMANDS_PER_SECOND", "lots", "UPSTASH_MAX_COMMANDS_PER_SECOND"),
+                "MEMORY_STORE_MAX_BYTES",
+                "256MiB",
+                "MEMORY_STORE_MAX_BYTES=\"256MiB\" is invalid: bytes, an integer from 65536 to 1099511627776",
+            ),
+            ("MEMORY_STORE_MAX_BYTES", "1000", "MEMORY_STORE_MAX_BYTES=\"1000\""),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");

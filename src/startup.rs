@@ -94,10 +94,11 @@ impl Application {
     }
 }
 
-/// The client's reply-size bound: room for the largest legitimate reply, which is either the
-/// `MGET` of a listing at the per-user limit or a full auto-pipelined batch of profile reads,
-/// each record holding data at the size limit (base64-encoded, so 4/3 of it, plus the fixed
-/// fields), and never below [`DEFAULT_MAX_REPLY_BYTES`].
+/// The client's reply-size bound: room for max(per-user limit, auto-pipelined batch) records
+/// holding data at the size limit (base64-encoded, so 4/3 of it, plus the fixed fields), and
+/// never below [`DEFAULT_MAX_REPLY_BYTES`]. The largest legitimate reply is a full batch of
+/// profile reads; the per-user term is room left from when a listing read whole records (it
+/// now reads a few fields of each), kept so a setting that fitted before still fits.
 pub fn reply_bound(max_per_user: usize, max_data_bytes: usize) -> usize {
     let per_record = max_data_bytes.saturating_add(1024).saturating_mul(4) / 3 + 1024;
     let records = max_per_user.max(crate::upstash::MAX_PIPELINE_COMMANDS);
@@ -154,7 +155,9 @@ pub async fn session_manager(
             );
             (
                 Arc::new(
-                    MemoryStore::new().with_max_sessions_per_user(settings.session.max_per_user),
+                    MemoryStore::new()
+                        .with_max_sessions_per_user(settings.session.max_per_user)
+                        .with_max_bytes(settings.memory_store_max_bytes),
                 ),
                 (SigningKey::random(), KeySource::Random),
                 None,

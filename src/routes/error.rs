@@ -31,11 +31,11 @@ pub enum StoreFailure {
         description = "A stored record that cannot be read (opaque; the cause is logged)"
     )]
     Internal(ErrorBody),
-    /// 503: the session store could not be reached, or the instance's Upstash command
-    /// budget is spent.
+    /// 503: the session store could not be reached, is full, or the instance's Upstash
+    /// command budget is spent.
     #[response(
         status = 503,
-        description = "Session store unavailable, or this instance's Upstash command budget (UPSTASH_MAX_COMMANDS_PER_SECOND) is spent (nothing sent)"
+        description = "Session store unavailable, the in-memory store full (MEMORY_STORE_MAX_BYTES), or this instance's Upstash command budget (UPSTASH_MAX_COMMANDS_PER_SECOND) spent; nothing stored or sent. `Retry-After` says when to try again"
     )]
     Unavailable(ErrorBody),
     /// 504: the session store did not answer in time.
@@ -103,6 +103,16 @@ pub enum ApiError {
         /// Whole seconds until the next request is allowed, at least 1.
         retry_after: u64,
     },
+    /// 503 (with `Retry-After`: when the earliest session expires): the in-memory store is at
+    /// `MEMORY_STORE_MAX_BYTES`; nothing was stored.
+    #[error("session store is full; try again later")]
+    StoreFull {
+        /// Whole seconds until room may be made, at least 1.
+        retry_after_secs: u64,
+        /// The refusal.
+        #[source]
+        source: SessionError,
+    },
     /// 500: any other session failure: a stored record that cannot be read, no free session
     /// id, or a cookie that cannot be a header value.
     #[error("internal server error")]
@@ -138,6 +148,10 @@ impl From<SessionError> for ApiError {
             FailureKind::TimedOut => ApiError::StoreTimeout(error),
             FailureKind::Unavailable => ApiError::StoreUnavailable(error),
             FailureKind::OverBudget => ApiError::StoreOverBudget(error),
+            FailureKind::Full(wait) => ApiError::StoreFull {
+                retry_after_secs: wait.as_secs().max(1),
+                source: error,
+            },
             FailureKind::BadData => match error {
                 SessionError::Data(data) => data.into(),
                 other => ApiError::Internal(other),
@@ -168,9 +182,9 @@ impl ResponseError for ApiError {
             ApiError::BadBody { status, .. } => *status,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::StoreUnavailable(_) | ApiError::StoreOverBudget(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::StoreUnavailable(_)
+            | ApiError::StoreOverBudget(_)
+            | ApiError::StoreFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -182,6 +196,17 @@ impl ResponseError for ApiError {
         {
             tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
         }
+        if let ApiError::StoreFull {
+            retry_after_secs, ..
+        } = self
+        {
+            // A refusal by design, not a failure: no cause chain to log.
+            tracing::warn!(
+                event = "store_full",
+                retry_after = retry_after_secs,
+                "the memory store is at MEMORY_STORE_MAX_BYTES; write refused"
+            );
+        }
         let mut response = HttpResponse::build(self.status_code());
         match self {
             // The budget refills continuously: whatever the call, it fits within a second.
@@ -190,6 +215,11 @@ impl ResponseError for ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, *retry_after));
+            }
+            ApiError::StoreFull {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
         }

@@ -399,10 +399,10 @@ pub async fn list(
             let all = sessions.list(&current).await?;
             let list: Vec<SessionSummary> = all
                 .into_iter()
-                .map(|(id, data)| SessionSummary {
-                    session_id: id.to_string(),
-                    created_at: data.created_at,
-                    current: id == current.id,
+                .map(|s| SessionSummary {
+                    session_id: s.id.to_string(),
+                    created_at: s.created_at,
+                    current: s.id == current.id,
                 })
                 .collect();
             Ok(HttpResponse::Ok()

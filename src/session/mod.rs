@@ -29,8 +29,8 @@ use readiness::Readiness;
 use set_cookie::SetCookie;
 
 use crate::store::{
-    AppData, Created, DataError, Merged, SessionData, SessionId, SessionStore, StoreError,
-    DEFAULT_MAX_DATA_BYTES,
+    AppData, Created, DataError, ListedSession, Merged, SessionData, SessionId, SessionStore,
+    StoreError, DEFAULT_MAX_DATA_BYTES,
 };
 
 /// Lifetimes and cookie attributes.
@@ -77,6 +77,8 @@ pub enum FailureKind {
     Unavailable,
     /// The store sent nothing: the instance's command budget is spent for now.
     OverBudget,
+    /// The store is at its bound; a later attempt may succeed, after about this long.
+    Full(Duration),
     /// The caller's data cannot be stored (see [`SessionError::Data`]).
     BadData,
     /// Anything else: a corrupt record, a broken id generator, an impossible cookie name.
@@ -90,6 +92,9 @@ impl SessionError {
             SessionError::Store(StoreError::Timeout(_)) => FailureKind::TimedOut,
             SessionError::Store(StoreError::Unavailable(_)) => FailureKind::Unavailable,
             SessionError::Store(StoreError::OverBudget(_)) => FailureKind::OverBudget,
+            SessionError::Store(StoreError::Full { retry_after }) => {
+                FailureKind::Full(*retry_after)
+            }
             SessionError::Data(_) => FailureKind::BadData,
             SessionError::Store(StoreError::Corrupt(_))
             | SessionError::NoFreeId
@@ -440,19 +445,20 @@ impl SessionManager {
 
     /// Every live session of the user of `current`, newest first; `current` itself always
     /// among them (it was just read live, so an index that lags behind never hides it).
-    pub async fn list(
-        &self,
-        current: &ActiveSession,
-    ) -> Result<Vec<(SessionId, SessionData)>, SessionError> {
+    pub async fn list(&self, current: &ActiveSession) -> Result<Vec<ListedSession>, SessionError> {
         let now = now_ms();
         let mut sessions = self
             .within(self.store.list_user(&current.data.user))
             .await?;
-        sessions.retain(|(_, data)| now < data.absolute_expires_at.saturating_mul(1000));
-        if !sessions.iter().any(|(id, _)| *id == current.id) {
-            sessions.push((current.id, current.data.clone()));
+        sessions.retain(|s| now < s.absolute_expires_at.saturating_mul(1000));
+        if !sessions.iter().any(|s| s.id == current.id) {
+            sessions.push(ListedSession {
+                id: current.id,
+                created_at: current.data.created_at,
+                absolute_expires_at: current.data.absolute_expires_at,
+            });
         }
-        sessions.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at).then(b.0.cmp(&a.0)));
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(sessions)
     }
 

@@ -6,9 +6,18 @@
 //! sessions. Sessions are per-process: they vanish on restart and are not shared between
 //! instances.
 //!
-//! Sized for a million sessions: deadlines are milliseconds since the store's start (8
-//! bytes, not a 16-byte `Instant`), both indexes are B-trees (no hash-table doubling slack),
-//! and a user name is stored once and shared by its sessions.
+//! Sized for a million sessions with little `data` (about 269 bytes each with `{}` and short
+//! user names; a session's data adds its serialized size): deadlines are milliseconds since
+//! the store's start (8 bytes, not a 16-byte `Instant`), both indexes are B-trees (no
+//! hash-table doubling slack), and a user name is stored once and shared by its sessions.
+//!
+//! The total is bounded (`MEMORY_STORE_MAX_BYTES`, [`MemoryStore::with_max_bytes`]): each
+//! session counts [`SESSION_OVERHEAD_BYTES`] plus the bytes of its user name and of its
+//! serialized data, from the moment it is stored until it is removed (ended, evicted, or
+//! purged after expiring). A login or a merge that would take the total past the bound is
+//! refused with [`StoreError::Full`] and changes nothing; reads, deletions and merges that do
+//! not grow the data always work. docs/memory-store.md compares the count with the process's
+//! resident memory.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -19,11 +28,23 @@ use std::{
 use async_trait::async_trait;
 use tokio::{sync::Notify, time::Instant};
 
-use super::{AppData, Created, Merged, SessionData, SessionId, SessionStore, StoreError};
+use super::{
+    AppData, Created, ListedSession, MemoryUsage, Merged, SessionData, SessionId, SessionStore,
+    StoreError,
+};
 
 /// Most expired sessions removed under one lock acquisition, so a mass expiry never stalls
 /// requests for long.
 const PURGE_BATCH: usize = 1024;
+
+/// Default of `MEMORY_STORE_MAX_BYTES`: 256 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What one session counts besides its user name and data: its entry in the session map
+/// (with the map's spare capacity), its entries in the expiry and user indexes (with their
+/// B-tree nodes), and the allocator's headers. A million sessions with empty data and short
+/// distinct user names take about 269 bytes each (README, "Performance").
+pub const SESSION_OVERHEAD_BYTES: u64 = 256;
 
 /// Sessions in this process's memory. Clones share the same sessions; the purge task stops
 /// when the last clone is dropped.
@@ -32,12 +53,16 @@ pub struct MemoryStore {
     shared: Arc<Shared>,
     _guard: Arc<DropGuard>,
     max_per_user: usize,
+    /// Most bytes the sessions may count (see the module docs).
+    max_bytes: u64,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("live_sessions", &self.len())
+            .field("bytes", &self.bytes())
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -57,6 +82,8 @@ struct State {
     /// The origin of [`Millis`].
     epoch: Instant,
     shutdown: bool,
+    /// What the held sessions count ([`Entry::cost`]), expired ones not yet purged included.
+    bytes: u64,
 }
 
 /// Milliseconds since the store's epoch.
@@ -71,7 +98,16 @@ struct Entry {
     data: AppData,
 }
 
+/// What a session with this user name and data counts against the bound.
+fn cost(user: &str, data: &AppData) -> u64 {
+    SESSION_OVERHEAD_BYTES + user.len() as u64 + data.len() as u64
+}
+
 impl Entry {
+    fn cost(&self) -> u64 {
+        cost(&self.user, &self.data)
+    }
+
     fn data(&self) -> SessionData {
         SessionData {
             user: self.user.to_string(),
@@ -113,6 +149,7 @@ impl MemoryStore {
                 users: BTreeSet::new(),
                 epoch: Instant::now(),
                 shutdown: false,
+                bytes: 0,
             }),
             wake: Notify::new(),
         });
@@ -123,7 +160,20 @@ impl MemoryStore {
             }),
             shared,
             max_per_user: super::DEFAULT_MAX_SESSIONS_PER_USER,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
+    }
+
+    /// Sets the most bytes the sessions may count (default [`DEFAULT_MAX_BYTES`]; see the
+    /// module docs for what is counted).
+    pub fn with_max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// What the held sessions count, expired ones not yet purged included.
+    pub fn bytes(&self) -> u64 {
+        self.shared.lock().bytes
     }
 
     /// Sets how many sessions a user may hold; a login past it ends the oldest.
@@ -193,7 +243,46 @@ impl State {
         let entry = self.sessions.remove(id)?;
         self.expirations.remove(&(entry.expires_at, *id));
         self.users.remove(&(entry.user.clone(), *id));
+        self.bytes = self.bytes.saturating_sub(entry.cost());
         Some(entry)
+    }
+
+    /// The live sessions of `user` that a login must end to stay within `max_per_user` once
+    /// it adds one: the oldest (earliest absolute expiry, as the Upstash index orders them)
+    /// of those not in `keep` (the session being created, and the one it replaces).
+    fn over_limit(
+        &self,
+        user: &str,
+        keep: &[SessionId],
+        now: Millis,
+        max_per_user: usize,
+    ) -> Vec<SessionId> {
+        // Only live sessions count against the limit (idle-expired ones not yet purged do
+        // not), as on the Upstash store.
+        let mut others: Vec<(u64, SessionId)> = self
+            .ids_of(user)
+            .into_iter()
+            .filter(|id| !keep.contains(id))
+            .filter_map(|id| {
+                let entry = self.sessions.get(&id)?;
+                (entry.expires_at > now).then_some((entry.absolute_expires_at, id))
+            })
+            .collect();
+        let excess = (others.len() + 1).saturating_sub(max_per_user);
+        others.sort_unstable();
+        others.into_iter().take(excess).map(|(_, id)| id).collect()
+    }
+
+    /// The refusal of a write that would take the total past `max`: come back when the
+    /// earliest session expires (at least a second from now).
+    fn full(&self, now: Millis) -> StoreError {
+        let wait = self
+            .expirations
+            .first()
+            .map_or(0, |(when, _)| when.saturating_sub(now));
+        StoreError::Full {
+            retry_after: Duration::from_secs(wait.div_ceil(1000).max(1)),
+        }
     }
 
     /// The ids of `user`'s sessions.
@@ -262,6 +351,21 @@ impl SessionStore for MemoryStore {
             let mut state = self.shared.lock();
             let now = state.now();
             let expires_at = state.after(ttl);
+            let added = cost(&data.user, &data.data);
+            // Checked before anything changes, counting what the login would end: the session
+            // it replaces and the user's oldest past the per-user limit. A refused login leaves
+            // every session as it was.
+            let mut keep = vec![*id];
+            keep.extend(replaces);
+            let freed: u64 = replaces
+                .into_iter()
+                .copied()
+                .chain(state.over_limit(&data.user, &keep, now, self.max_per_user))
+                .filter_map(|i| state.sessions.get(&i).map(Entry::cost))
+                .sum();
+            if state.bytes.saturating_sub(freed).saturating_add(added) > self.max_bytes {
+                return Err(state.full(now));
+            }
             if let Some(old) = replaces {
                 state.remove(old);
             }
@@ -281,25 +385,10 @@ impl SessionStore for MemoryStore {
                     data: data.data.clone(),
                 },
             );
-            // Only live sessions count against the limit (idle-expired ones not yet purged
-            // do not), as on the Upstash store.
-            let ids: Vec<SessionId> = state
-                .ids_of(&data.user)
-                .into_iter()
-                .filter(|i| state.sessions.get(i).is_some_and(|e| e.expires_at > now))
-                .collect();
-            if ids.len() > self.max_per_user {
-                // End the oldest (earliest absolute expiry, as the Upstash index orders them).
-                // Never the session just created, which may tie with older ones.
-                let mut by_age: Vec<(u64, SessionId)> = ids
-                    .iter()
-                    .filter(|i| *i != id)
-                    .filter_map(|i| state.sessions.get(i).map(|e| (e.absolute_expires_at, *i)))
-                    .collect();
-                by_age.sort_unstable();
-                for (_, old) in by_age.iter().take(ids.len() - self.max_per_user) {
-                    state.remove(old);
-                }
+            state.bytes += added;
+            // Never the session just created, which may tie with older ones.
+            for old in state.over_limit(&data.user, &[*id], now, self.max_per_user) {
+                state.remove(&old);
             }
             state.is_first(expires_at, *id)
         };
@@ -344,6 +433,9 @@ impl SessionStore for MemoryStore {
             let mut state = self.shared.lock();
             let now = state.now();
             let expires_at = state.after(idle_ttl);
+            // `live` changes the total only when it finds the session expired (and then there
+            // is nothing to merge).
+            let total = state.bytes;
             let Some(entry) = state.live(id, now) else {
                 return Ok(Merged::Gone);
             };
@@ -358,9 +450,16 @@ impl SessionStore for MemoryStore {
             if merged.len() > max_bytes {
                 return Ok(Merged::TooLarge { size: merged.len() });
             }
+            // Only growth can pass the bound: a merge that keeps or shrinks the data always
+            // works.
+            let (old, new) = (entry.data.len() as u64, merged.len() as u64);
+            if new > old && total.saturating_add(new - old) > self.max_bytes {
+                return Err(state.full(now));
+            }
             entry.data = merged;
             let previous = std::mem::replace(&mut entry.expires_at, expires_at);
             let data = entry.data();
+            state.bytes = (total + new).saturating_sub(old);
             if previous != expires_at {
                 state.expirations.remove(&(previous, *id));
                 state.expirations.insert((expires_at, *id));
@@ -381,7 +480,7 @@ impl SessionStore for MemoryStore {
         Ok(state.remove(id).is_some_and(|e| e.expires_at > now))
     }
 
-    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError> {
+    async fn list_user(&self, user: &str) -> Result<Vec<ListedSession>, StoreError> {
         let state = self.shared.lock();
         let now = state.now();
         Ok(state
@@ -389,7 +488,11 @@ impl SessionStore for MemoryStore {
             .into_iter()
             .filter_map(|id| {
                 let entry = state.sessions.get(&id)?;
-                (entry.expires_at > now).then(|| (id, entry.data()))
+                (entry.expires_at > now).then_some(ListedSession {
+                    id,
+                    created_at: entry.created_at,
+                    absolute_expires_at: entry.absolute_expires_at,
+                })
             })
             .collect())
     }
@@ -430,6 +533,13 @@ impl SessionStore for MemoryStore {
 
     fn live_sessions(&self) -> Option<u64> {
         Some(self.len() as u64)
+    }
+
+    fn memory_usage(&self) -> Option<MemoryUsage> {
+        Some(MemoryUsage {
+            bytes: self.bytes(),
+            max_bytes: self.max_bytes,
+        })
     }
 }
 
@@ -526,5 +636,133 @@ mod tests {
         }
         assert_eq!(store.len(), 0);
         assert!(store.load(&id, ttl).await.unwrap().is_none());
+    }
+
+    fn with_data(user: &str, bytes: usize) -> SessionData {
+        let text = format!(r#"{{"d":"{}"}}"#, "x".repeat(bytes - 8));
+        SessionData {
+            data: AppData::parse(&text).unwrap(),
+            ..data(user)
+        }
+    }
+
+    /// What one session of `user` with `bytes` of data counts.
+    fn counted(user: &str, bytes: usize) -> u64 {
+        SESSION_OVERHEAD_BYTES + user.len() as u64 + bytes as u64
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_sessions_stop_counting_when_purged_and_make_room() {
+        let one = counted("a", 1000);
+        let store = MemoryStore::new().with_max_bytes(3 * one);
+        let ttl = Duration::from_secs(10);
+        for _ in 0..3 {
+            let id = SessionId::random();
+            store
+                .create(&id, &with_data("a", 1000), ttl, None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.bytes(), 3 * one);
+        let refused = store
+            .create(&SessionId::random(), &with_data("b", 1000), ttl, None)
+            .await;
+        let Err(StoreError::Full { retry_after }) = refused else {
+            panic!("a login past the bound must be refused: {refused:?}");
+        };
+        // Room comes when the earliest session expires.
+        assert_eq!(retry_after, Duration::from_secs(10));
+        assert_eq!((store.len(), store.bytes()), (3, 3 * one));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+        let id = SessionId::random();
+        store
+            .create(&id, &with_data("b", 1000), ttl, None)
+            .await
+            .unwrap();
+        assert_eq!(store.bytes(), counted("b", 1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_login_keeps_the_session_it_would_have_replaced() {
+        let store = MemoryStore::new().with_max_bytes(counted("a", 1000) + counted("b", 1000));
+        let ttl = Duration::from_secs(60);
+        let (old, other) = (SessionId::random(), SessionId::random());
+        store
+            .create(&old, &with_data("a", 100), ttl, None)
+            .await
+            .unwrap();
+        store
+            .create(&other, &with_data("b", 1000), ttl, None)
+            .await
+            .unwrap();
+        // Replacing `old` (100 bytes of data) with 2000 bytes does not fit: nothing changes.
+        let refused = store
+            .create(&SessionId::random(), &with_data("a", 2000), ttl, Some(&old))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Full { .. })),
+            "{refused:?}"
+        );
+        assert!(store.load(&old, ttl).await.unwrap().is_some());
+        assert_eq!(store.len(), 2);
+        // Replacing it with what fits in the room it frees works.
+        let new = SessionId::random();
+        let created = store
+            .create(&new, &with_data("a", 1000), ttl, Some(&old))
+            .await;
+        assert_eq!(created.unwrap(), Created::Created);
+        assert!(store.load(&old, ttl).await.unwrap().is_none());
+        assert_eq!(store.bytes(), counted("a", 1000) + counted("b", 1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_login_at_the_per_user_limit_counts_the_session_it_ends() {
+        let one = counted("a", 1000);
+        let store = MemoryStore::new()
+            .with_max_sessions_per_user(2)
+            .with_max_bytes(2 * one);
+        let ttl = Duration::from_secs(60);
+        for _ in 0..2 {
+            let id = SessionId::random();
+            store
+                .create(&id, &with_data("a", 1000), ttl, None)
+                .await
+                .unwrap();
+        }
+        // Full, but this login ends the user's oldest session, which frees what it needs.
+        let id = SessionId::random();
+        store
+            .create(&id, &with_data("a", 1000), ttl, None)
+            .await
+            .unwrap();
+        assert_eq!((store.len(), store.bytes()), (2, 2 * one));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn merges_count_what_they_add_or_remove_and_only_growth_is_refused() {
+        let store = MemoryStore::new().with_max_bytes(counted("a", 1000) + 100);
+        let ttl = Duration::from_secs(60);
+        let id = SessionId::random();
+        store
+            .create(&id, &with_data("a", 1000), ttl, None)
+            .await
+            .unwrap();
+        let grow = AppData::parse(&format!(r#"{{"e":"{}"}}"#, "y".repeat(200))).unwrap();
+        let refused = store.merge(&id, &grow, ttl, 0, 16_384).await;
+        assert!(
+            matches!(refused, Err(StoreError::Full { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(store.bytes(), counted("a", 1000));
+        let shrink = AppData::parse(r#"{"d":null,"s":1}"#).unwrap();
+        let merged = store.merge(&id, &shrink, ttl, 0, 16_384).await.unwrap();
+        assert!(matches!(merged, Merged::Merged(ref s) if s.data.as_str() == r#"{"s":1}"#));
+        assert_eq!(store.bytes(), counted("a", r#"{"s":1}"#.len()));
+        assert!(store.delete_user("a").await.unwrap() == 1);
+        assert_eq!(store.bytes(), 0);
     }
 }

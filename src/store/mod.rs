@@ -96,6 +96,28 @@ pub struct SessionData {
     pub data: AppData,
 }
 
+/// What a listing shows of one session ([`SessionStore::list_user`]): no data, so what a
+/// listing reads and transfers does not grow with the sessions' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedSession {
+    /// The session's id.
+    pub id: SessionId,
+    /// Login time, unix seconds.
+    pub created_at: u64,
+    /// End of the absolute lifetime, unix seconds.
+    pub absolute_expires_at: u64,
+}
+
+/// What a store holding sessions in this process's memory counts, and its bound
+/// ([`SessionStore::memory_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// What the held sessions count, in bytes.
+    pub bytes: u64,
+    /// The most they may count (`MEMORY_STORE_MAX_BYTES`).
+    pub max_bytes: u64,
+}
+
 /// Outcome of [`SessionStore::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -138,6 +160,13 @@ pub enum StoreError {
     /// refills within a second.
     #[error("the session store's command budget is spent for now")]
     OverBudget(#[source] BoxError),
+    /// The write would take the store past its bound (the memory store's
+    /// `MEMORY_STORE_MAX_BYTES`); nothing was changed.
+    #[error("the session store is full")]
+    Full {
+        /// When room may be made: the time until the earliest session expires.
+        retry_after: Duration,
+    },
 }
 
 /// Where sessions live.
@@ -180,8 +209,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes a session; `true` when it existed.
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
 
-    /// Every live session of `user`, in no particular order.
-    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError>;
+    /// Every live session of `user`, in no particular order, without their data.
+    async fn list_user(&self, user: &str) -> Result<Vec<ListedSession>, StoreError>;
 
     /// Deletes session `id` only if it belongs to `user`; `true` when it was deleted.
     async fn delete_user_session(&self, user: &str, id: &SessionId) -> Result<bool, StoreError>;
@@ -197,6 +226,12 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Sessions held, when the backend can tell cheaply (the memory store).
     fn live_sessions(&self) -> Option<u64> {
+        None
+    }
+
+    /// What the sessions count against the store's bound, and the bound, for a store that
+    /// holds them in this process's memory.
+    fn memory_usage(&self) -> Option<MemoryUsage> {
         None
     }
 }

@@ -12,7 +12,7 @@
 //! | load | 1 | GETEX EX |
 //! | merge | 1 (+1 once per process: the script cache) | EVALSHA of [`MERGE_SCRIPT`] (EVAL when Redis answers NOSCRIPT) |
 //! | delete | 1 | DEL |
-//! | list_user | 1-2 | ZREMRANGEBYSCORE + ZRANGE, then MGET |
+//! | list_user | 1-2 (+1 once per process: the script cache) | ZREMRANGEBYSCORE + ZRANGE, then EVALSHA of [`LIST_SCRIPT`] over the sessions' keys (EVAL when Redis answers NOSCRIPT): only the fields a listing shows come back, never the data |
 //! | delete_user_session | 1-2 | ZSCORE + EXISTS, then DEL + ZREM |
 //! | delete_user | 1-3 | ZRANGE, EXISTS per member, then DEL + ZREM |
 
@@ -24,7 +24,9 @@ use std::{
 use async_trait::async_trait;
 use sha1::{Digest, Sha1};
 
-use super::{AppData, Created, Merged, SessionData, SessionId, SessionStore, StoreError};
+use super::{
+    AppData, Created, ListedSession, Merged, SessionData, SessionId, SessionStore, StoreError,
+};
 use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
 
 /// The Lua script of [`SessionStore::merge`]: reads the record, refuses a missing or
@@ -35,13 +37,27 @@ pub const MERGE_SCRIPT: &str = include_str!("merge.lua");
 
 /// The SHA-1 of [`MERGE_SCRIPT`] as `EVALSHA` takes it (lower-case hex).
 pub fn merge_script_sha() -> &'static str {
-    static SHA: LazyLock<String> = LazyLock::new(|| {
-        Sha1::digest(MERGE_SCRIPT.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    static SHA: LazyLock<String> = LazyLock::new(|| sha1_hex(MERGE_SCRIPT));
     &SHA
+}
+
+/// The Lua script of [`SessionStore::list_user`]: for each session key, the record's
+/// `created_at` and `absolute_expires_at` when it is the user's, so a listing transfers a
+/// few bytes per session whatever their data holds. It reads the records as every release
+/// wrote them.
+pub const LIST_SCRIPT: &str = include_str!("list.lua");
+
+/// The SHA-1 of [`LIST_SCRIPT`] as `EVALSHA` takes it (lower-case hex).
+pub fn list_script_sha() -> &'static str {
+    static SHA: LazyLock<String> = LazyLock::new(|| sha1_hex(LIST_SCRIPT));
+    &SHA
+}
+
+fn sha1_hex(script: &str) -> String {
+    Sha1::digest(script.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Sessions in Upstash Redis.
@@ -69,7 +85,7 @@ impl UpstashStore {
     }
 
     /// Sets how many index entries (sessions) a user may hold; a login past it ends the
-    /// oldest. This also bounds the `MGET` of a listing and the `DEL` of `delete_user`.
+    /// oldest. This also bounds the keys of a listing's script and the `DEL` of `delete_user`.
     pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
         self.max_per_user = max.max(1);
         self
@@ -167,6 +183,39 @@ impl UpstashStore {
         Ok(())
     }
 
+    /// Runs `script` (whose SHA-1 is `sha`) with `keys` and `args`: one `EVALSHA`, and when
+    /// this Redis's script cache does not hold it yet (a first call, a restart, `SCRIPT
+    /// FLUSH`), one `EVAL`, which caches it for the `EVALSHA`s after. Only for scripts whose
+    /// second run gives what the first gave, since a lost answer is retried.
+    async fn eval(
+        &self,
+        script: &'static str,
+        sha: &'static str,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<Reply, StoreError> {
+        let call = |name: &'static str, body: &'static str| {
+            let mut command = Command::new(name).arg(body).int(keys.len() as i64);
+            for part in keys.iter().chain(args) {
+                command = command.arg(*part);
+            }
+            command
+        };
+        match self
+            .client
+            .command(&call("EVALSHA", sha), RetryPolicy::Idempotent)
+            .await
+        {
+            Err(UpstashError::Command(message)) if message.starts_with("NOSCRIPT") => {
+                self.client
+                    .command(&call("EVAL", script), RetryPolicy::Idempotent)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(map_err)
+    }
+
     /// The client, for callers that need raw access (health checks, tools).
     pub fn client(&self) -> &Arc<UpstashClient> {
         &self.client
@@ -229,6 +278,14 @@ fn parse_record(json: &str) -> Result<SessionData, StoreError> {
             e.column()
         ))
     })
+}
+
+/// A record's unix time in seconds, as the listing script returns its digits.
+fn seconds(reply: &Reply) -> Result<u64, StoreError> {
+    reply
+        .as_str()
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt("a session record's time is not unix seconds".into()))
 }
 
 fn ids_of(reply: Reply, what: &str) -> Result<Vec<SessionId>, StoreError> {
@@ -391,35 +448,15 @@ impl SessionStore for UpstashStore {
         let ttl = idle_ttl.as_secs().max(1).to_string();
         let now = now_ms.to_string();
         let max = max_bytes.to_string();
-        let call = |name: &'static str, script: &'static str| {
-            Command::new(name)
-                .arg(script)
-                .arg("1")
-                .arg(key.as_str())
-                .arg(patch.as_str())
-                .arg(ttl.as_str())
-                .arg(now.as_str())
-                .arg(max.as_str())
-        };
         // A merge patch applied twice gives what it gave once, so a retry is harmless.
-        let reply = match self
-            .client
-            .command(
-                &call("EVALSHA", merge_script_sha()),
-                RetryPolicy::Idempotent,
+        let reply = self
+            .eval(
+                MERGE_SCRIPT,
+                merge_script_sha(),
+                &[key.as_str()],
+                &[patch.as_str(), ttl.as_str(), now.as_str(), max.as_str()],
             )
-            .await
-        {
-            // Not in this Redis's script cache yet (a first call, a restart, SCRIPT FLUSH):
-            // EVAL runs it and caches it for the EVALSHAs after.
-            Err(UpstashError::Command(message)) if message.starts_with("NOSCRIPT") => {
-                self.client
-                    .command(&call("EVAL", MERGE_SCRIPT), RetryPolicy::Idempotent)
-                    .await
-            }
-            other => other,
-        }
-        .map_err(map_err)?;
+            .await?;
         let mut items = reply
             .into_array()
             .ok_or_else(|| unexpected("EVALSHA", "not an array"))?
@@ -455,7 +492,7 @@ impl SessionStore for UpstashStore {
         }
     }
 
-    async fn list_user(&self, user: &str) -> Result<Vec<(SessionId, SessionData)>, StoreError> {
+    async fn list_user(&self, user: &str) -> Result<Vec<ListedSession>, StoreError> {
         let index = user_key(user);
         let commands = [
             Command::new("ZREMRANGEBYSCORE")
@@ -477,24 +514,38 @@ impl SessionStore for UpstashStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut mget = Command::new("MGET");
-        for id in &ids {
-            mget = mget.arg(session_key(id));
-        }
+        let keys: Vec<String> = ids.iter().map(session_key).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        // The user as serde_json writes it into the records (see LIST_SCRIPT).
+        let user_json =
+            serde_json::to_string(user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let values = self
-            .client
-            .command(&mget, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?
+            .eval(LIST_SCRIPT, list_script_sha(), &keys, &[user_json.as_str()])
+            .await?
             .into_array()
-            .ok_or_else(|| unexpected("MGET", "not an array"))?;
+            .ok_or_else(|| unexpected("EVALSHA", "not an array"))?;
+        if values.len() != ids.len() {
+            return Err(unexpected("EVALSHA", "one item per key"));
+        }
         let mut sessions = Vec::with_capacity(ids.len());
         for (id, value) in ids.into_iter().zip(values) {
-            if let Reply::Str(json) = value {
-                let data = parse_record(&json)?;
-                if data.user == user {
-                    sessions.push((id, data));
+            match value {
+                Reply::Nil => {}
+                Reply::Array(fields) => match fields.as_slice() {
+                    [created_at, absolute_expires_at] => sessions.push(ListedSession {
+                        id,
+                        created_at: seconds(created_at)?,
+                        absolute_expires_at: seconds(absolute_expires_at)?,
+                    }),
+                    _ => return Err(unexpected("EVALSHA", "not two fields")),
+                },
+                Reply::Str(status) if status == "corrupt" => {
+                    return Err(StoreError::Corrupt(
+                        "a session record is not a JSON object with its fields".into(),
+                    ))
                 }
+                // The reply is never put in an error: it may quote a record.
+                _ => return Err(unexpected("EVALSHA", "an item of another kind")),
             }
         }
         Ok(sessions)

@@ -2,9 +2,9 @@
 //! `/multi-exec`, bearer auth, `Upstash-Encoding: base64`, `upstash-sync-token`, and the Redis
 //! string, expiry and sorted-set commands the store uses (and `KEYS prefix*` for tests to
 //! look around), with real-time expiry, and
-//! `EVAL`/`EVALSHA` of the store's one Lua script (the session data merge), run by a Rust
-//! twin of the script with Redis's script cache and `NOSCRIPT` answer. The Lua itself runs
-//! only against real Redis (`scripts/e2e-store.sh`).
+//! `EVAL`/`EVALSHA` of the store's two Lua scripts (the session data merge, and the listing's
+//! read of a few fields), each run by a Rust twin of the script, with Redis's script cache and
+//! `NOSCRIPT` answer. The Lua itself runs only against real Redis (`scripts/e2e-store.sh`).
 //!
 //! The handler is mounted at priority 10, so a test can mount fault mocks of higher priority
 //! (e.g. `Mock::given(..).respond_with(..).with_priority(1)`) on `server`.
@@ -19,7 +19,7 @@ use std::{
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value as Json};
 use upstash_sessions::store::{
-    upstash::{merge_script_sha, MERGE_SCRIPT},
+    upstash::{list_script_sha, merge_script_sha, LIST_SCRIPT, MERGE_SCRIPT},
     AppData, SessionData,
 };
 use wiremock::{matchers::any, Mock, MockServer, Request, ResponseTemplate};
@@ -46,6 +46,8 @@ struct State {
     keys: HashMap<String, Entry>,
     requests: u64,
     commands: u64,
+    /// Bytes of reply bodies sent (what Upstash bills as bandwidth), every answer counted.
+    reply_bytes: u64,
     names: Vec<Vec<String>>,
     sync: u64,
     last_sync: Option<String>,
@@ -136,10 +138,16 @@ impl FakeUpstash {
         self.state().names.clone()
     }
 
+    /// Bytes of reply bodies sent, as upstash-on-redis's `/__stats` counts them.
+    pub fn reply_bytes(&self) -> u64 {
+        self.state().reply_bytes
+    }
+
     pub fn reset_counters(&self) {
         let mut st = self.state();
         st.requests = 0;
         st.commands = 0;
+        st.reply_bytes = 0;
         st.names.clear();
     }
 
@@ -205,9 +213,11 @@ fn handle(state: &Mutex<State>, req: &Request) -> ResponseTemplate {
         st.last_sync = Some(received);
     }
     let (status, body) = route(&mut st, req);
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    st.reply_bytes += body.len() as u64;
     ResponseTemplate::new(status)
         .insert_header("upstash-sync-token", token.as_str())
-        .set_body_json(body)
+        .set_body_raw(body, "application/json")
 }
 
 fn route(st: &mut State, req: &Request) -> (u16, Json) {
@@ -573,18 +583,34 @@ fn exec(st: &mut State, args: &[String]) -> Result<Json, String> {
         }
         "ZCARD" => Ok(json!(st.zset(key)?.map_or(0, |z| z.len()))),
         "EVAL" | "EVALSHA" => {
-            if name == "EVAL" {
-                if args[1] != MERGE_SCRIPT {
-                    return Err("ERR the fake runs only the session merge script".into());
-                }
-                st.scripts.insert(merge_script_sha().to_owned());
-            } else if !st.scripts.contains(&args[1].to_ascii_lowercase()) {
+            let sha = if name == "EVAL" {
+                let sha = match args[1].as_str() {
+                    MERGE_SCRIPT => merge_script_sha(),
+                    LIST_SCRIPT => list_script_sha(),
+                    _ => return Err("ERR the fake runs only the store's own scripts".into()),
+                };
+                st.scripts.insert(sha.to_owned());
+                sha.to_owned()
+            } else if st.scripts.contains(&args[1].to_ascii_lowercase()) {
+                args[1].to_ascii_lowercase()
+            } else {
                 return Err("NOSCRIPT No matching script. Please use EVAL.".into());
+            };
+            let keys = usize::try_from(int(&args[2])?).map_err(|_| NOT_INT.to_owned())?;
+            let (keys, argv) = args[3..]
+                .split_at_checked(keys)
+                .ok_or("ERR Number of keys can't be greater than number of args")?;
+            if sha == merge_script_sha() {
+                if keys.len() != 1 || argv.len() != 4 {
+                    return Err("ERR the merge script takes 1 key and 4 arguments".into());
+                }
+                merge_script(st, &keys[0], argv)
+            } else {
+                if argv.len() != 1 {
+                    return Err("ERR the list script takes 1 argument".into());
+                }
+                list_script(st, keys, &argv[0])
             }
-            if args[2] != "1" || args.len() != 8 {
-                return Err("ERR the merge script takes 1 key and 4 arguments".into());
-            }
-            merge_script(st, &args[3], &args[4..])
         }
         _ => Err(format!("ERR unknown command '{}'", args[0])),
     }
@@ -613,6 +639,32 @@ fn merge_script(st: &mut State, key: &str, argv: &[String]) -> Result<Json, Stri
     let expires = deadline("EX", &argv[1], "set")?;
     st.insert(key, Data::Str(record.clone()), Some(expires));
     Ok(json!(["ok", record]))
+}
+
+/// What `src/store/list.lua` does, on this fake's state: per key, nil when missing or another
+/// user's, else the record's `created_at` and `absolute_expires_at` digits ("corrupt" when it
+/// does not read as a record).
+fn list_script(st: &mut State, keys: &[String], user_json: &str) -> Result<Json, String> {
+    #[derive(serde::Deserialize)]
+    struct Fields<'a> {
+        #[serde(borrow)]
+        user: &'a serde_json::value::RawValue,
+        created_at: &'a serde_json::value::RawValue,
+        absolute_expires_at: &'a serde_json::value::RawValue,
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Some(record) = st.string(key)? else {
+            out.push(Json::Null);
+            continue;
+        };
+        match serde_json::from_str::<Fields>(&record) {
+            Err(_) => out.push(json!("corrupt")),
+            Ok(f) if f.user.get() != user_json => out.push(Json::Null),
+            Ok(f) => out.push(json!([f.created_at.get(), f.absolute_expires_at.get()])),
+        }
+    }
+    Ok(Json::Array(out))
 }
 
 // ---- Tests of the fake itself, over real HTTP. ----

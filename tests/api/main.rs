@@ -13,6 +13,7 @@ mod data;
 mod ecosystem;
 mod failures;
 mod http_semantics;
+mod memory_store;
 mod security;
 mod sessions;
 mod store_suite;

@@ -91,7 +91,7 @@ async fn listed(store: &Arc<dyn SessionStore>, user: &str) -> Vec<SessionId> {
             .await
             .unwrap()
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|s| s.id)
             .collect(),
     )
 }
@@ -557,6 +557,81 @@ async fn records_without_data_still_work(client: Arc<UpstashClient>) {
     store.delete(&id).await.unwrap();
 }
 
+/// Records and an index written as every release so far writes them list with their own
+/// times, on an Upstash store over `client`: the listing script finds the fields wherever
+/// `data` mentions their names, skips another user's record and a missing one, and reports a
+/// record that is not one.
+async fn old_records_list_with_their_times(client: Arc<UpstashClient>) {
+    use upstash_sessions::store::ListedSession;
+    let store = UpstashStore::new(client.clone());
+    let user = format!(r#"o"ld {} ü\"#, uuid::Uuid::new_v4());
+    let user_json = serde_json::to_string(&user).unwrap();
+    let index = format!("user_sessions:{user}");
+    let now = unix_now();
+    let record = |user_json: &str, created_at: u64, data: &str| {
+        format!(
+            r#"{{"user":{user_json},"status":"active","created_at":{created_at},"absolute_expires_at":{}{data}}}"#,
+            created_at + 3600
+        )
+    };
+    let ids: Vec<SessionId> = (0..6).map(|_| SessionId::random()).collect();
+    let tricky = r#","data":{"created_at":"\"created_at\":1,","user":{"user":2},"absolute_expires_at":[3,{"x":"]}"}]}"#;
+    let records = [
+        Some(record(&user_json, now - 40, tricky)),
+        Some(record(&user_json, now - 30, "")),
+        Some(record(r#""someone else""#, now - 20, r#","data":{}"#)),
+        None,
+        Some(record(&user_json, now - 10, r#","data":{"big":"x"}"#)),
+        // No writer puts `data` first, but the script reads such a record too.
+        Some(format!(
+            r#"{{"data":{{"user":{user_json},"created_at":1,"s":"}}\\"}},"user":{user_json},"status":"active","created_at":{},"absolute_expires_at":{}}}"#,
+            now - 50,
+            now - 50 + 3600
+        )),
+    ];
+    for (id, record) in ids.iter().zip(&records) {
+        if let Some(record) = record {
+            let key = format!("session:{id}");
+            let set = Command::new("SET")
+                .arg(key.as_str())
+                .arg(record.as_str())
+                .arg("EX")
+                .arg("60");
+            client.command(&set, RetryPolicy::Once).await.unwrap();
+        }
+        let zadd = Command::new("ZADD")
+            .arg(index.as_str())
+            .int(now as i64 + 3600)
+            .arg(id.to_string());
+        client.command(&zadd, RetryPolicy::Once).await.unwrap();
+    }
+    let mut listed = store.list_user(&user).await.unwrap();
+    listed.sort_by_key(|s| s.created_at);
+    let expected: Vec<ListedSession> = [(5, 50), (0, 40), (1, 30), (4, 10)]
+        .iter()
+        .map(|&(i, ago)| ListedSession {
+            id: ids[i],
+            created_at: now - ago,
+            absolute_expires_at: now - ago + 3600,
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    // A record that is not one fails the listing (as a read of it does), naming no value.
+    let key = format!("session:{}", ids[4]);
+    let set = Command::new("SET")
+        .arg(key.as_str())
+        .arg(r#"{"user":"x"#)
+        .arg("EX")
+        .arg("60");
+    client.command(&set, RetryPolicy::Once).await.unwrap();
+    let failed = store.list_user(&user).await;
+    assert!(
+        matches!(failed, Err(upstash_sessions::store::StoreError::Corrupt(_))),
+        "{failed:?}"
+    );
+    store.delete_user(&user).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_store_suite_passes_on_the_memory_store() {
     suite(Arc::new(MemoryStore::new())).await;
@@ -567,6 +642,7 @@ async fn the_store_suite_passes_on_the_upstash_store() {
     let fake = FakeUpstash::start().await;
     suite(upstash(&fake.uri(), FAKE_TOKEN)).await;
     records_without_data_still_work(client(&fake.uri(), FAKE_TOKEN)).await;
+    old_records_list_with_their_times(client(&fake.uri(), FAKE_TOKEN)).await;
 }
 
 #[tokio::test]
@@ -575,6 +651,7 @@ async fn the_store_suite_passes_on_a_real_upstash() {
     let (url, token) = real_upstash();
     suite(upstash(&url, &token)).await;
     records_without_data_still_work(client(&url, &token)).await;
+    old_records_list_with_their_times(client(&url, &token)).await;
     // The SHA-1 the store sends with EVALSHA is the one Redis cached the script under, so
     // after the first EVAL every merge is one EVALSHA.
     let exists = Command::new("SCRIPT")
