@@ -1058,6 +1058,7 @@ mod tests {
                 "UPSTASH_MAX_COMMANDS_PER_SECOND=\"0\" is invalid: an integer from 1 to 1000000, or off",
             ),
             ("UPSTASH_MAX_COMMANDS_PER_SECOND", "lots", "UPSTASH_MAX_COMMANDS_PER_SECOND"),
+            (
                 "MEMORY_STORE_MAX_BYTES",
                 "256MiB",
                 "MEMORY_STORE_MAX_BYTES=\"256MiB\" is invalid: bytes, an integer from 65536 to 1099511627776",
