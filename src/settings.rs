@@ -32,6 +32,7 @@ pub const VARIABLES: &[&str] = &[
     "COOKIE_SAMESITE",
     "WORKERS",
     "SHUTDOWN_TIMEOUT_SECONDS",
+    "REQUEST_BODY_TIMEOUT_MS",
     "METRICS",
     "LOG_FORMAT",
     "RUST_LOG",
@@ -71,6 +72,9 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// `REQUEST_BODY_TIMEOUT_MS` (default 10 s): how long a request body may take to arrive
+    /// in full; past it the request is answered `408` and its connection closed.
+    pub request_body_timeout: Duration,
     /// `LOG_FORMAT` (default `pretty`): how log lines are written.
     pub log_format: LogFormat,
     /// Whether `/metrics` is served and requests are counted.
@@ -203,6 +207,7 @@ impl Default for Settings {
             },
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
             metrics: true,
             cors_allowed_origins: Vec::new(),
@@ -471,6 +476,14 @@ impl Settings {
                 3600,
                 defaults.shutdown_timeout.as_secs(),
                 "seconds, an integer from 0 to 3600",
+            )?),
+            request_body_timeout: Duration::from_millis(parse_int(
+                "REQUEST_BODY_TIMEOUT_MS",
+                get("REQUEST_BODY_TIMEOUT_MS"),
+                10,
+                300_000,
+                defaults.request_body_timeout.as_millis() as u64,
+                "milliseconds, an integer from 10 to 300000",
             )?),
             log_format: match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
                 None => defaults.log_format,
@@ -816,6 +829,7 @@ mod tests {
         assert_eq!(s.session.idle_ttl, Duration::from_secs(900));
         assert_eq!(s.session.absolute_ttl, Duration::from_secs(43_200));
         assert_eq!(s.upstash_timeout, Duration::from_millis(3000));
+        assert_eq!(s.request_body_timeout, Duration::from_secs(10));
         assert!(s.cookie.secure);
         assert_eq!(s.cookie.name, "session_id");
         assert_eq!(s.cookie.same_site, SameSite::Lax);
@@ -864,6 +878,11 @@ mod tests {
             ("COOKIE_SAMESITE", "loose", "COOKIE_SAMESITE"),
             ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
             ("UPSTASH_TIMEOUT_MS", "5", "UPSTASH_TIMEOUT_MS"),
+            (
+                "REQUEST_BODY_TIMEOUT_MS",
+                "0",
+                "REQUEST_BODY_TIMEOUT_MS=\"0\" is invalid: milliseconds, an integer from 10 to 300000",
+            ),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
             (
                 "SESSION_DATA_MAX_BYTES",

@@ -60,6 +60,10 @@ pub enum ApiError {
         /// What is wrong with the body, for the client.
         message: String,
     },
+    /// 408 (and the connection closed): the request body did not arrive in full within
+    /// the body time limit (`REQUEST_BODY_TIMEOUT_MS`).
+    #[error("request body not received within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     /// 404: no route has this path (or a path parameter did not parse).
     #[error("Not found")]
     RouteNotFound,
@@ -129,6 +133,7 @@ impl ResponseError for ApiError {
             ApiError::SessionNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidUsername(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadBody { status, .. } => *status,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -143,8 +148,16 @@ impl ResponseError for ApiError {
             tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::StoreUnavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::StoreUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // The rest of the body may still be on its way: the connection cannot carry
+            // another request, and a slow client must not keep it.
+            ApiError::BodyTimeout(_) => {
+                response.force_close();
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),

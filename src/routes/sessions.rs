@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::{error::body_error, ApiError, ErrorBody, StoreFailure, MAX_BODY_BYTES};
+use super::{error::body_error, ApiError, BodyTimeout, ErrorBody, StoreFailure, MAX_BODY_BYTES};
 use crate::{
     session::{ActiveSession, CookieState, SessionManager, Username},
     store::{AppData, SessionData, SessionId},
@@ -140,13 +140,16 @@ fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
     sessions.read_cookie(req.headers().get_all(header::COOKIE).map(|v| v.as_bytes()))
 }
 
-/// Reads a JSON body of at most `limit` bytes: 413 past it, 400 when it is not JSON, 422
-/// when it is JSON of the wrong shape.
+/// Reads a JSON body of at most `limit` bytes within the app's [`BodyTimeout`]: 413 past the
+/// limit, 408 past the time, 400 when it is not JSON, 422 when it is JSON of the wrong shape.
 async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
-    let bytes = match payload.to_bytes_limited(limit).await {
+    let BodyTimeout(timeout) = req.app_data::<BodyTimeout>().copied().unwrap_or_default();
+    let read = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit)).await;
+    let bytes = match read.map_err(|_| ApiError::BodyTimeout(timeout))? {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             return Err(ApiError::BadBody {
@@ -205,6 +208,7 @@ fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieSta
             headers(("Set-Cookie" = String, description = "The signed session cookie (`HttpOnly`, `Path=/`, `SameSite`, `Secure` and `Max-Age` as configured)"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in full within REQUEST_BODY_TIMEOUT_MS (10 s by default); the connection is closed, nothing stored", body = ErrorBody),
         (status = 413, description = "Body over SESSION_DATA_MAX_BYTES + 4 KiB, or `data` over SESSION_DATA_MAX_BYTES serialized", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Wrong shape, an invalid username, or `data` that is not an object or is nested deeper than 32 levels", body = ErrorBody),
@@ -219,7 +223,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     // The body is read before the store deadline starts: a slow upload is the client's
     // time, not the store's.
-    let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
+    let body: LoginRequest = read_json(&req, payload, body_limit(&sessions)).await?;
     sessions
         .request(async {
             let user = Username::parse(&body.username)?;
@@ -300,6 +304,7 @@ fn profile_response(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "No session cookie, or a cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session (forged: no store request)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in full within REQUEST_BODY_TIMEOUT_MS (10 s by default); the connection is closed, nothing stored", body = ErrorBody),
         (status = 413, description = "The resulting data would be over SESSION_DATA_MAX_BYTES serialized, or the body over SESSION_DATA_MAX_BYTES + 4 KiB; nothing stored", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/merge-patch+json nor application/json", body = ErrorBody),
         (status = 422, description = "The body is not a JSON object, or is nested deeper than 32 levels", body = ErrorBody),
@@ -314,7 +319,7 @@ pub async fn patch_profile(
 ) -> Result<HttpResponse, ApiError> {
     let state = live_cookie(&req, &sessions)?;
     // The body is read before the store deadline starts (see `login`).
-    let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
+    let raw: Box<RawValue> = read_json(&req, payload, body_limit(&sessions)).await?;
     let patch = AppData::parse(raw.get())?;
     sessions
         .request(async {

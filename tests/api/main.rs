@@ -14,6 +14,7 @@ mod failures;
 mod http_semantics;
 mod security;
 mod sessions;
+mod slow_bodies;
 mod store_suite;
 mod tls;
 mod tls_front;
