@@ -64,6 +64,10 @@ pub enum ApiError {
     /// the body time limit (`REQUEST_BODY_TIMEOUT_MS`).
     #[error("request body not received within {} ms", .0.as_millis())]
     BodyTimeout(std::time::Duration),
+    /// 409: a state-changing request carries the cookies of several live sessions (one may
+    /// have been planted by a sibling subdomain); nothing was changed.
+    #[error("The request carries cookies of several live sessions, so it is refused: log out (which ends them all) and log in again")]
+    SeveralSessions,
     /// 404: no route has this path (or a path parameter did not parse).
     #[error("Not found")]
     RouteNotFound,
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidUsername(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadBody { status, .. } => *status,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::SeveralSessions => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

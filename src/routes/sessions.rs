@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::{error::body_error, ApiError, BodyTimeout, ErrorBody, StoreFailure, MAX_BODY_BYTES};
 use crate::{
-    session::{ActiveSession, CookieState, SessionManager, Username},
+    session::{ActiveSession, CookieState, SessionManager, SoleLive, Username},
     store::{AppData, SessionData, SessionId},
 };
 
@@ -186,6 +186,28 @@ async fn require_session(
         .ok_or(ApiError::SessionNotFound)
 }
 
+/// The one live session of a request that changes state, its idle expiry slid: as
+/// [`require_session`], but when its cookies name several live sessions it is refused (409)
+/// rather than acting on the first, which may be a session a sibling subdomain planted.
+async fn require_sole_session(
+    req: &HttpRequest,
+    sessions: &SessionManager,
+) -> Result<ActiveSession, ApiError> {
+    let state = live_cookie(req, sessions)?;
+    sole_session(sessions, state.ids()).await
+}
+
+async fn sole_session(
+    sessions: &SessionManager,
+    ids: &[SessionId],
+) -> Result<ActiveSession, ApiError> {
+    match sessions.refresh_sole_live(ids).await? {
+        SoleLive::One(session) => Ok(session),
+        SoleLive::None => Err(ApiError::SessionNotFound),
+        SoleLive::Several => Err(ApiError::SeveralSessions),
+    }
+}
+
 /// The verified cookie(s) of a request that needs a session: no cookie is 403, a cookie
 /// that does not verify is 404 (before any store request).
 fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieState, ApiError> {
@@ -305,6 +327,7 @@ fn profile_response(
         (status = 403, description = "No session cookie, or a cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session (forged: no store request)", body = ErrorBody),
         (status = 408, description = "The body did not arrive in full within REQUEST_BODY_TIMEOUT_MS (10 s by default); the connection is closed, nothing stored", body = ErrorBody),
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         (status = 413, description = "The resulting data would be over SESSION_DATA_MAX_BYTES serialized, or the body over SESSION_DATA_MAX_BYTES + 4 KiB; nothing stored", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/merge-patch+json nor application/json", body = ErrorBody),
         (status = 422, description = "The body is not a JSON object, or is nested deeper than 32 levels", body = ErrorBody),
@@ -323,14 +346,19 @@ pub async fn patch_profile(
     let patch = AppData::parse(raw.get())?;
     sessions
         .request(async {
-            // Of several verified cookies, the first naming a live session takes the patch
-            // (a merge on a gone session writes nothing).
-            for id in state.ids() {
-                if let Some(session) = sessions.update(id, &patch).await? {
-                    return profile_response(&sessions, &session);
+            let id = match state.ids() {
+                // One cookie: the merge is the only store request (it reports a gone session).
+                [id] => *id,
+                // Several: the one live session, or none (a refused patch costs no merge).
+                ids => {
+                    sessions.check_patch(&patch)?;
+                    sole_session(&sessions, ids).await?.id
                 }
+            };
+            match sessions.update(&id, &patch).await? {
+                Some(session) => profile_response(&sessions, &session),
+                None => Err(ApiError::SessionNotFound),
             }
-            Err(ApiError::SessionNotFound)
         })
         .await
 }
@@ -415,6 +443,7 @@ pub async fn list(
             headers(("Set-Cookie" = String, description = "Clears the session cookie, when the session ended is the request's own"))),
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Not one of the user's live sessions", body = ErrorBody),
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -426,7 +455,7 @@ pub async fn end_one(
 ) -> Result<HttpResponse, ApiError> {
     sessions
         .request(async {
-            let current = require_session(&req, &sessions).await?;
+            let current = require_sole_session(&req, &sessions).await?;
             let target = SessionId::parse(&path).ok_or(ApiError::SessionNotFound)?;
             if !sessions.end_one(&current, &target).await? {
                 return Err(ApiError::SessionNotFound);
@@ -452,6 +481,7 @@ pub async fn end_one(
             headers(("Set-Cookie" = String, description = "Clears the session cookie (`Max-Age=0`)"))),
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -462,7 +492,7 @@ pub async fn logout_all(
 ) -> Result<HttpResponse, ApiError> {
     sessions
         .request(async {
-            let current = require_session(&req, &sessions).await?;
+            let current = require_sole_session(&req, &sessions).await?;
             let ended = sessions.end_all(&current).await?;
             Ok(HttpResponse::Ok()
                 .cookie(sessions.removal_cookie())
