@@ -609,7 +609,9 @@ fn parse_url(value: &str, allow_http: bool) -> Result<reqwest::Url, SettingsErro
     Ok(url)
 }
 
-/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+/// Whether `url` names this machine: a loopback address (`127.0.0.0/8`, `::1`) or exactly
+/// `localhost` (answered from `/etc/hosts`). Names under `.localhost` and `localhost.` do not
+/// count: glibc sends them to the network's DNS resolver, which may answer with any address.
 pub fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
@@ -617,10 +619,7 @@ pub fn is_loopback(url: &reqwest::Url) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let name = host.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -1060,6 +1059,27 @@ mod tests {
         );
         assert!(allowed.is_ok());
         assert!(with_url("https://eu1-x.upstash.io", &[]).is_ok());
+    }
+
+    #[test]
+    fn only_localhost_and_loopback_addresses_count_as_loopback_not_names_under_localhost() {
+        // `*.localhost` goes to the network's DNS resolver (glibc), which may answer with any
+        // address: the token would travel there in clear text.
+        for url in [
+            "http://upstash.localhost:8080",
+            "http://a.b.localhost",
+            "http://localhost.:8080",
+            "http://127.0.0.1.nip.io:8080",
+        ] {
+            let err = with_url(url, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("UPSTASH_ALLOW_INSECURE_HTTP=true"),
+                "{url}: {err}"
+            );
+        }
+        for url in ["http://LOCALHOST:8080", "http://127.0.0.1", "http://[::1]"] {
+            assert!(with_url(url, &[]).is_ok(), "{url}");
+        }
     }
 
     fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
