@@ -74,7 +74,10 @@ where
     dev::forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        if !req.headers().contains_key(header::TRANSFER_ENCODING) {
+        // A request without a body has no payload at all: no header lookup for it.
+        if matches!(req.parts().1, dev::Payload::None)
+            || !req.headers().contains_key(header::TRANSFER_ENCODING)
+        {
             return Either::Left(self.service.call(req).map(as_is::<B>));
         }
         let held = Rc::new(RefCell::new(req.take_payload()));

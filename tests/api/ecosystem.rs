@@ -214,7 +214,12 @@ async fn the_docs_page_cannot_be_framed_by_another_site() {
     // Swagger UI runs "Try it out" with the user's cookie: a page framing it could make the
     // user click through requests (clickjacking).
     let app = spawn_app().await;
-    for path in ["/docs/", "/docs/index.html", "/docs/swagger-initializer.js", "/docs"] {
+    for path in [
+        "/docs/",
+        "/docs/index.html",
+        "/docs/swagger-initializer.js",
+        "/docs",
+    ] {
         let response = app.get(path, None).await;
         let headers = response.headers();
         let csp = headers
