@@ -148,8 +148,15 @@ async fn read_json<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, ApiError> {
     let BodyTimeout(timeout) = req.app_data::<BodyTimeout>().copied().unwrap_or_default();
-    let read = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit)).await;
-    let bytes = match read.map_err(|_| ApiError::BodyTimeout(timeout))? {
+    let mut read = std::pin::pin!(payload.to_bytes_limited(limit));
+    // A body that has arrived already (the usual case) is taken without arming a timer.
+    let read = match futures_util::FutureExt::now_or_never(&mut read) {
+        Some(read) => read,
+        None => actix_web::rt::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout(timeout))?,
+    };
+    let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             return Err(ApiError::BadBody {
