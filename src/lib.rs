@@ -32,6 +32,10 @@
 //!     HttpServer::new(move || {
 //!         App::new()
 //!             .app_data(sessions.clone())
+//!             // Bodies may take REQUEST_BODY_TIMEOUT_MS (10 s without this) to arrive.
+//!             .app_data(routes::BodyTimeout(settings.request_body_timeout))
+//!             // A chunked body left unread closes its connection instead of being drained.
+//!             .wrap(routes::CloseUnreadBodies)
 //!             // POST /auth/login/, GET /auth/profile/, POST /auth/logout/, ...
 //!             .service(
 //!                 web::scope("/auth")

@@ -50,14 +50,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .finish()
                 })
             })
-            .finish(),
+            .finish()
+            .wrap(no_framing()),
     )
     .service(
         Endpoint::new("/docs/{file:.*}")
             .route(Method::GET, |r| r.to(serve_swagger_ui))
             .finish()
-            .app_data(config),
+            .app_data(config)
+            .wrap(no_framing()),
     );
+}
+
+/// Swagger UI runs "Try it out" with the user's cookie: no other page may frame it
+/// (clickjacking). The CSP directive for current browsers, `X-Frame-Options` for older ones.
+fn no_framing() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
 }
 
 async fn serve_document(document: web::Data<bytes::Bytes>) -> HttpResponse {

@@ -35,6 +35,7 @@ pub const VARIABLES: &[&str] = &[
     "COOKIE_SAMESITE",
     "WORKERS",
     "SHUTDOWN_TIMEOUT_SECONDS",
+    "REQUEST_BODY_TIMEOUT_MS",
     "METRICS",
     "LOG_FORMAT",
     "RUST_LOG",
@@ -103,6 +104,9 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// `REQUEST_BODY_TIMEOUT_MS` (default 10 s): how long a request body may take to arrive
+    /// in full; past it the request is answered `408` and its connection closed.
+    pub request_body_timeout: Duration,
     /// `LOG_FORMAT` (default `pretty`): how log lines are written.
     pub log_format: LogFormat,
     /// Whether `/metrics` is served and requests are counted.
@@ -270,6 +274,7 @@ impl Default for Settings {
             },
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
             metrics: true,
             cors_allowed_origins: Vec::new(),
@@ -603,6 +608,14 @@ impl Settings {
                 defaults.shutdown_timeout.as_secs(),
                 "seconds, an integer from 0 to 3600",
             )?),
+            request_body_timeout: Duration::from_millis(parse_int(
+                "REQUEST_BODY_TIMEOUT_MS",
+                get("REQUEST_BODY_TIMEOUT_MS"),
+                10,
+                300_000,
+                defaults.request_body_timeout.as_millis() as u64,
+                "milliseconds, an integer from 10 to 300000",
+            )?),
             log_format: match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
                 None => defaults.log_format,
                 Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
@@ -727,7 +740,9 @@ fn parse_url(value: &str, allow_http: bool) -> Result<reqwest::Url, SettingsErro
     Ok(url)
 }
 
-/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`).
+/// Whether `url` names this machine: a loopback address (`127.0.0.0/8`, `::1`) or exactly
+/// `localhost` (answered from `/etc/hosts`). Names under `.localhost` and `localhost.` do not
+/// count: glibc sends them to the network's DNS resolver, which may answer with any address.
 pub fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
@@ -735,10 +750,7 @@ pub fn is_loopback(url: &reqwest::Url) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let name = host.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -947,6 +959,7 @@ mod tests {
         assert_eq!(s.session.idle_ttl, Duration::from_secs(900));
         assert_eq!(s.session.absolute_ttl, Duration::from_secs(43_200));
         assert_eq!(s.upstash_timeout, Duration::from_millis(3000));
+        assert_eq!(s.request_body_timeout, Duration::from_secs(10));
         assert!(s.cookie.secure);
         assert_eq!(s.cookie.name, "session_id");
         assert_eq!(s.cookie.same_site, SameSite::Lax);
@@ -1027,6 +1040,11 @@ mod tests {
             ("COOKIE_SAMESITE", "loose", "COOKIE_SAMESITE"),
             ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
             ("UPSTASH_TIMEOUT_MS", "5", "UPSTASH_TIMEOUT_MS"),
+            (
+                "REQUEST_BODY_TIMEOUT_MS",
+                "0",
+                "REQUEST_BODY_TIMEOUT_MS=\"0\" is invalid: milliseconds, an integer from 10 to 300000",
+            ),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
             (
                 "SESSION_DATA_MAX_BYTES",
@@ -1235,6 +1253,27 @@ mod tests {
         );
         assert!(allowed.is_ok());
         assert!(with_url("https://eu1-x.upstash.io", &[]).is_ok());
+    }
+
+    #[test]
+    fn only_localhost_and_loopback_addresses_count_as_loopback_not_names_under_localhost() {
+        // `*.localhost` goes to the network's DNS resolver (glibc), which may answer with any
+        // address: the token would travel there in clear text.
+        for url in [
+            "http://upstash.localhost:8080",
+            "http://a.b.localhost",
+            "http://localhost.:8080",
+            "http://127.0.0.1.nip.io:8080",
+        ] {
+            let err = with_url(url, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("UPSTASH_ALLOW_INSECURE_HTTP=true"),
+                "{url}: {err}"
+            );
+        }
+        for url in ["http://LOCALHOST:8080", "http://127.0.0.1", "http://[::1]"] {
+            assert!(with_url(url, &[]).is_ok(), "{url}");
+        }
     }
 
     fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {

@@ -251,6 +251,7 @@ pub fn serve(
     let warm = settings.upstash_warm_pool && settings.upstash.is_some();
     let allowed_origins = settings.cors_allowed_origins.clone();
     let public_origin = settings.public_origin.clone();
+    let body_timeout = routes::BodyTimeout(settings.request_body_timeout);
     let mut server = HttpServer::new(move || {
         if warm {
             // Each worker has its own connection pool: open it now (one PING), so the
@@ -273,12 +274,14 @@ pub fn serve(
                 from_fn(http_metrics.middleware()),
             ))
             .wrap(from_fn(routes::request_id::request_id))
+            .wrap(routes::CloseUnreadBodies)
             .app_data(sessions.clone())
             .configure(|cfg| {
                 if let Some(limits) = &limits {
                     cfg.app_data(limits.clone());
                 }
             })
+            .app_data(body_timeout)
             .configure(routes::configure)
             .configure(|cfg| {
                 if metrics_on {

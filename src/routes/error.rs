@@ -77,6 +77,14 @@ pub enum ApiError {
         /// What is wrong with the body, for the client.
         message: String,
     },
+    /// 408 (and the connection closed): the request body did not arrive in full within
+    /// the body time limit (`REQUEST_BODY_TIMEOUT_MS`).
+    #[error("request body not received within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
+    /// 409: a state-changing request carries the cookies of several live sessions (one may
+    /// have been planted by a sibling subdomain); nothing was changed.
+    #[error("The request carries cookies of several live sessions, so it is refused: log out (which ends them all) and log in again")]
+    SeveralSessions,
     /// 404: no route has this path (or a path parameter did not parse).
     #[error("Not found")]
     RouteNotFound,
@@ -180,6 +188,8 @@ impl ResponseError for ApiError {
             ApiError::SessionNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidUsername(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadBody { status, .. } => *status,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::SeveralSessions => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::StoreTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StoreUnavailable(_)
@@ -220,6 +230,11 @@ impl ResponseError for ApiError {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            // The rest of the body may still be on its way: the connection cannot carry
+            // another request, and a slow client must not keep it.
+            ApiError::BodyTimeout(_) => {
+                response.force_close();
             }
             _ => {}
         }

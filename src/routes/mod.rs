@@ -8,8 +8,9 @@ pub mod health;
 pub mod origin;
 pub mod request_id;
 pub mod sessions;
+pub mod unread_body;
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Duration};
 
 use actix_web::{
     guard::{self, GuardContext},
@@ -24,10 +25,29 @@ use crate::ratelimit::{ClientLimits, Limit};
 
 pub use error::{ApiError, ErrorBody, StoreFailure, TooManyRequests};
 pub use origin::OriginPolicy;
+pub use unread_body::CloseUnreadBodies;
 
 /// Largest accepted JSON body, in bytes, beyond the session data it may carry (a login's
 /// or a `PATCH /profile/`'s body may be `SESSION_DATA_MAX_BYTES` more).
 pub const MAX_BODY_BYTES: usize = 4096;
+
+/// Default of [`BodyTimeout`] (`REQUEST_BODY_TIMEOUT_MS`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request body may take to arrive in full, counted from when its handler starts
+/// reading it; past it the request is answered `408` and its connection closed, and nothing
+/// is stored. Put it on the app with `App::app_data`; without it, [`DEFAULT_BODY_TIMEOUT`].
+///
+/// actix-web bounds only the request head (`client_request_timeout`) and has no hook for the
+/// body, so the handlers that read one (login, `PATCH /profile/`) bound the read themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self(DEFAULT_BODY_TIMEOUT)
+    }
+}
 
 /// Mounts the session routes and probes. Needs `web::Data<SessionManager>` on the app.
 pub fn configure(cfg: &mut web::ServiceConfig) {

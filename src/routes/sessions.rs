@@ -9,12 +9,12 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::{
-    error::body_error, rate_limit, ApiError, ErrorBody, StoreFailure, TooManyRequests,
-    MAX_BODY_BYTES,
+    error::body_error, rate_limit, ApiError, BodyTimeout, ErrorBody, StoreFailure,
+    TooManyRequests, MAX_BODY_BYTES,
 };
 use crate::ratelimit::Limit;
 use crate::{
-    session::{ActiveSession, CookieState, SessionManager, Username},
+    session::{ActiveSession, CookieState, SessionManager, SoleLive, Username},
     store::{AppData, SessionData, SessionId},
 };
 
@@ -144,13 +144,23 @@ fn cookie_state(req: &HttpRequest, sessions: &SessionManager) -> CookieState {
     sessions.read_cookie(req.headers().get_all(header::COOKIE).map(|v| v.as_bytes()))
 }
 
-/// Reads a JSON body of at most `limit` bytes: 413 past it, 400 when it is not JSON, 422
-/// when it is JSON of the wrong shape.
+/// Reads a JSON body of at most `limit` bytes within the app's [`BodyTimeout`]: 413 past the
+/// limit, 408 past the time, 400 when it is not JSON, 422 when it is JSON of the wrong shape.
 async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
-    let bytes = match payload.to_bytes_limited(limit).await {
+    let BodyTimeout(timeout) = req.app_data::<BodyTimeout>().copied().unwrap_or_default();
+    let mut read = std::pin::pin!(payload.to_bytes_limited(limit));
+    // A body that has arrived already (the usual case) is taken without arming a timer.
+    let read = match futures_util::FutureExt::now_or_never(&mut read) {
+        Some(read) => read,
+        None => actix_web::rt::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout(timeout))?,
+    };
+    let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             return Err(ApiError::BadBody {
@@ -187,6 +197,28 @@ async fn require_session(
         .ok_or(ApiError::SessionNotFound)
 }
 
+/// The one live session of a request that changes state, its idle expiry slid: as
+/// [`require_session`], but when its cookies name several live sessions it is refused (409)
+/// rather than acting on the first, which may be a session a sibling subdomain planted.
+async fn require_sole_session(
+    req: &HttpRequest,
+    sessions: &SessionManager,
+) -> Result<ActiveSession, ApiError> {
+    let state = live_cookie(req, sessions)?;
+    sole_session(sessions, state.ids()).await
+}
+
+async fn sole_session(
+    sessions: &SessionManager,
+    ids: &[SessionId],
+) -> Result<ActiveSession, ApiError> {
+    match sessions.refresh_sole_live(ids).await? {
+        SoleLive::One(session) => Ok(session),
+        SoleLive::None => Err(ApiError::SessionNotFound),
+        SoleLive::Several => Err(ApiError::SeveralSessions),
+    }
+}
+
 /// The verified cookie(s) of a request that needs a session: no cookie is 403, a cookie
 /// that does not verify is 404 (before any store request).
 fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieState, ApiError> {
@@ -209,6 +241,7 @@ fn live_cookie(req: &HttpRequest, sessions: &SessionManager) -> Result<CookieSta
             headers(("Set-Cookie" = String, description = "The signed session cookie (`HttpOnly`, `Path=/`, `SameSite`, `Secure` and `Max-Age` as configured)"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in full within REQUEST_BODY_TIMEOUT_MS (10 s by default); the connection is closed, nothing stored", body = ErrorBody),
         (status = 413, description = "Body over SESSION_DATA_MAX_BYTES + 4 KiB, or `data` over SESSION_DATA_MAX_BYTES serialized", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Wrong shape, an invalid username, or `data` that is not an object or is nested deeper than 32 levels", body = ErrorBody),
@@ -225,7 +258,7 @@ pub async fn login(
     rate_limit(&req, Limit::Login)?;
     // The body is read before the store deadline starts: a slow upload is the client's
     // time, not the store's.
-    let body: LoginRequest = read_json(payload, body_limit(&sessions)).await?;
+    let body: LoginRequest = read_json(&req, payload, body_limit(&sessions)).await?;
     sessions
         .request(async {
             let user = Username::parse(&body.username)?;
@@ -308,6 +341,8 @@ fn profile_response(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "No session cookie, or a cross-site request refused (`Origin` neither the service's own nor allowed)", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session (forged: no store request)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in full within REQUEST_BODY_TIMEOUT_MS (10 s by default); the connection is closed, nothing stored", body = ErrorBody),
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         (status = 413, description = "The resulting data would be over SESSION_DATA_MAX_BYTES serialized, or the body over SESSION_DATA_MAX_BYTES + 4 KiB; nothing stored", body = ErrorBody),
         (status = 415, description = "Content-Type is neither application/merge-patch+json nor application/json", body = ErrorBody),
         (status = 422, description = "The body is not a JSON object, or is nested deeper than 32 levels", body = ErrorBody),
@@ -324,18 +359,23 @@ pub async fn patch_profile(
     rate_limit(&req, Limit::Requests)?;
     let state = live_cookie(&req, &sessions)?;
     // The body is read before the store deadline starts (see `login`).
-    let raw: Box<RawValue> = read_json(payload, body_limit(&sessions)).await?;
+    let raw: Box<RawValue> = read_json(&req, payload, body_limit(&sessions)).await?;
     let patch = AppData::parse(raw.get())?;
     sessions
         .request(async {
-            // Of several verified cookies, the first naming a live session takes the patch
-            // (a merge on a gone session writes nothing).
-            for id in state.ids() {
-                if let Some(session) = sessions.update(id, &patch).await? {
-                    return profile_response(&sessions, &session);
+            let id = match state.ids() {
+                // One cookie: the merge is the only store request (it reports a gone session).
+                [id] => *id,
+                // Several: the one live session, or none (a refused patch costs no merge).
+                ids => {
+                    sessions.check_patch(&patch)?;
+                    sole_session(&sessions, ids).await?.id
                 }
+            };
+            match sessions.update(&id, &patch).await? {
+                Some(session) => profile_response(&sessions, &session),
+                None => Err(ApiError::SessionNotFound),
             }
-            Err(ApiError::SessionNotFound)
         })
         .await
 }
@@ -425,6 +465,7 @@ pub async fn list(
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Not one of the user's live sessions", body = ErrorBody),
         TooManyRequests,
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -437,7 +478,7 @@ pub async fn end_one(
     rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
-            let current = require_session(&req, &sessions).await?;
+            let current = require_sole_session(&req, &sessions).await?;
             let target = SessionId::parse(&path).ok_or(ApiError::SessionNotFound)?;
             if !sessions.end_one(&current, &target).await? {
                 return Err(ApiError::SessionNotFound);
@@ -464,6 +505,7 @@ pub async fn end_one(
         (status = 403, description = "No session cookie, or a cross-site request refused", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),
         TooManyRequests,
+        (status = 409, description = "The cookies name several live sessions (one may have been planted by a sibling subdomain); nothing changed", body = ErrorBody),
         StoreFailure,
     ),
     security(("session_cookie" = [])),
@@ -475,7 +517,7 @@ pub async fn logout_all(
     rate_limit(&req, Limit::Requests)?;
     sessions
         .request(async {
-            let current = require_session(&req, &sessions).await?;
+            let current = require_sole_session(&req, &sessions).await?;
             let ended = sessions.end_all(&current).await?;
             Ok(HttpResponse::Ok()
                 .cookie(sessions.removal_cookie())

@@ -132,6 +132,19 @@ impl CookieState {
     }
 }
 
+/// The live session(s) named by a request's verified cookies, for a request that changes
+/// state ([`SessionManager::refresh_sole_live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SoleLive {
+    /// No cookie names a live session.
+    None,
+    /// Exactly one does: the session, read and slid.
+    One(ActiveSession),
+    /// Two or more do (a sibling subdomain may have planted a live session of its own): acting
+    /// on either could do what the user did not mean.
+    Several,
+}
+
 /// A live session after a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveSession {
@@ -295,6 +308,27 @@ impl SessionManager {
         Ok(None)
     }
 
+    /// The one live session among `ids`, for a request that changes state: reads may take
+    /// the first live cookie ([`Self::refresh_first_live`]), but a write must not act on a
+    /// planted session in the user's stead. One id costs one store request (as a read does);
+    /// several are all read, concurrently (one command each), and their idle expiries slid.
+    pub async fn refresh_sole_live(&self, ids: &[SessionId]) -> Result<SoleLive, SessionError> {
+        if let [id] = ids {
+            return Ok(self
+                .refresh(id)
+                .await?
+                .map_or(SoleLive::None, SoleLive::One));
+        }
+        let read =
+            futures_util::future::try_join_all(ids.iter().map(|id| self.refresh(id))).await?;
+        let mut live = read.into_iter().flatten();
+        Ok(match (live.next(), live.next()) {
+            (None, _) => SoleLive::None,
+            (Some(session), None) => SoleLive::One(session),
+            (Some(_), Some(_)) => SoleLive::Several,
+        })
+    }
+
     /// Creates a session for `user` holding `data` (`AppData::empty()` for none); a session
     /// the client still holds (`previous`) is ended in the same store operation, so a login
     /// never leaves an orphan or a fixed id. Data over the size limit is refused before any
@@ -401,10 +435,7 @@ impl SessionManager {
         id: &SessionId,
         patch: &AppData,
     ) -> Result<Option<ActiveSession>, SessionError> {
-        // What the patch adds alone is part of any result: too large already, no request.
-        AppData::empty()
-            .merge(patch)?
-            .check_size(self.max_data_bytes)?;
+        self.check_patch(patch)?;
         let merged = self
             .within(self.store.merge(
                 id,
@@ -431,6 +462,15 @@ impl SessionManager {
             }
             .into()),
         }
+    }
+
+    /// Refuses a patch whose additions alone (part of any result) are over the size limit,
+    /// before any store request.
+    pub fn check_patch(&self, patch: &AppData) -> Result<(), SessionError> {
+        AppData::empty()
+            .merge(patch)?
+            .check_size(self.max_data_bytes)?;
+        Ok(())
     }
 
     /// Ends a session; `true` when it existed.

@@ -210,6 +210,28 @@ async fn the_docs_page_is_served_from_vendored_files() {
 }
 
 #[tokio::test]
+async fn the_docs_page_cannot_be_framed_by_another_site() {
+    // Swagger UI runs "Try it out" with the user's cookie: a page framing it could make the
+    // user click through requests (clickjacking).
+    let app = spawn_app().await;
+    for path in [
+        "/docs/",
+        "/docs/index.html",
+        "/docs/swagger-initializer.js",
+        "/docs",
+    ] {
+        let response = app.get(path, None).await;
+        let headers = response.headers();
+        let csp = headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(csp, Some("frame-ancestors 'none'"), "{path}");
+        let xfo = headers.get("x-frame-options").and_then(|v| v.to_str().ok());
+        assert_eq!(xfo, Some("DENY"), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_expose_http_upstash_and_session_instruments() {
     let app = spawn_app_with(Backend::Upstash, |_| {}).await;
     let (_, cookie) = app.login("alice").await;

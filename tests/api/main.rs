@@ -16,6 +16,7 @@ mod http_semantics;
 mod memory_store;
 mod security;
 mod sessions;
+mod slow_bodies;
 mod store_suite;
 mod tls;
 mod tls_front;

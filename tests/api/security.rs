@@ -155,7 +155,94 @@ async fn a_planted_ended_session_cookie_does_not_lock_the_user_out(backend: Back
     assert_eq!(app.profile(Some(&other)).await.status(), 404);
 }
 
+/// A state-changing request with the cookies of two live sessions: refused with a JSON 409,
+/// nothing changed.
+async fn assert_conflict(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 409, "{what}");
+    let body = json(response).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("several"),
+        "{what}: {body}"
+    );
+}
+
+async fn a_planted_live_cookie_cannot_take_over_a_state_changing_request(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    // Mallory's own live session, planted by a sibling subdomain and sent first.
+    let (_, mallory) = app.login("mallory").await;
+    let (_, alice) = app.login("alice").await;
+    let (_, alice_phone) = app.login("alice").await;
+    let both = format!("{mallory}; {alice}");
+    let writes_before = app.upstash.as_ref().map(|f| f.command_names());
+
+    let patch = app
+        .patch_with(
+            Some(&both),
+            Some("application/merge-patch+json"),
+            r#"{"csrf":"alice-secret"}"#,
+        )
+        .await;
+    assert_conflict(patch, "PATCH /profile/").await;
+    let delete = app
+        .delete(&format!("/sessions/{}", id_of(&alice_phone)), Some(&both))
+        .await;
+    assert_conflict(delete, "DELETE /sessions/{id}").await;
+    assert_conflict(
+        app.post("/logout/all/", Some(&both)).await,
+        "POST /logout/all/",
+    )
+    .await;
+
+    // Nothing changed: every session is live, mallory's data is untouched.
+    for (who, cookie) in [
+        ("mallory", &mallory),
+        ("alice", &alice),
+        ("phone", &alice_phone),
+    ] {
+        let response = app.profile(Some(cookie)).await;
+        assert_eq!(response.status(), 200, "{who}");
+        assert_eq!(
+            json(response).await["session_data"]["data"],
+            serde_json::json!({}),
+            "{who}"
+        );
+    }
+    if let (Some(fake), Some(before)) = (&app.upstash, writes_before) {
+        // Each refusal cost one GETEX per cookie and wrote nothing.
+        let after = fake.command_names();
+        let refusals: Vec<String> = after[before.len()..after.len() - 3]
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        assert!(refusals.iter().all(|c| c == "GETEX"), "{refusals:?}");
+        assert_eq!(refusals.len(), 6, "{refusals:?}");
+    }
+
+    // Reads keep taking the first live cookie.
+    let read = app.profile(Some(&both)).await;
+    assert_eq!(json(read).await["session_id"], id_of(&mallory).as_str());
+    assert_eq!(app.get("/sessions/", Some(&both)).await.status(), 200);
+
+    // One live cookie beside a dead planted one still acts, on the live one.
+    app.logout(Some(&mallory)).await;
+    let patched = app
+        .patch_with(
+            Some(&both),
+            Some("application/merge-patch+json"),
+            r#"{"n":1}"#,
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(json(patched).await["session_id"], id_of(&alice).as_str());
+    let ended = app.post("/logout/all/", Some(&both)).await;
+    assert_eq!(ended.status(), 200);
+    assert_eq!(json(ended).await["ended"], 2);
+    assert_eq!(app.profile(Some(&alice_phone)).await.status(), 404);
+}
+
 on_both_backends!(
+    a_planted_live_cookie_cannot_take_over_a_state_changing_request,
     a_planted_ended_session_cookie_does_not_lock_the_user_out,
     a_tampered_cookie_is_404_and_costs_no_store_request,
     the_absolute_lifetime_ends_a_session_in_use,
