@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::{
-    error::body_error, rate_limit, ApiError, BodyTimeout, ErrorBody, StoreFailure,
-    TooManyRequests, MAX_BODY_BYTES,
+    error::body_error, rate_limit, ApiError, BodyTimeout, ErrorBody, StoreFailure, TooManyRequests,
+    MAX_BODY_BYTES,
 };
 use crate::ratelimit::Limit;
 use crate::{
