@@ -68,7 +68,7 @@ def options():
                    help="also run the FastAPI seed (../shared/anchors/seed_fastapi.py) against "
                    "the same backend (implies --local-upstash on memory)")
     g.add_argument("--floor", action="store_true",
-                   help="also run examples/floor.rs: bare actix-web answering a constant profile, "
+                   help="also run bench/floor.rs: bare actix-web answering a constant profile, "
                    "and (with a backend) the same plus one reqwest GETEX")
     g.add_argument("--reference", action="store_true",
                    help="also run actix-session + RedisSessionStore (bench/reference/), native "
@@ -795,7 +795,7 @@ def main():
             b.count_ops(port, "service")
         launch.stop("service")
 
-        # examples/floor.rs: the same HTTP answer with none of the service's code, and (with
+        # bench/floor.rs: the same HTTP answer with none of the service's code, and (with
         # a backend) the same after one reqwest round trip per request.
         if a.floor:
             b.yardstick("floor-static", [str(floor)], {}, False, 0)

@@ -104,6 +104,7 @@
 
 #[cfg(feature = "actix-session")]
 pub mod actix_session;
+pub mod domain;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -2,11 +2,11 @@
 //! the per-user operations. It sits between the HTTP routes and the [`SessionStore`]; it knows
 //! cookies but not routes, and stores only through the trait.
 
-pub mod cookie;
 mod deadline;
 pub mod metrics;
 mod set_cookie;
-pub mod username;
+pub mod signing;
+pub use crate::domain::username;
 
 use std::{
     future::Future,
@@ -19,7 +19,7 @@ use actix_web::{
     http::header::HeaderValue,
 };
 
-pub use cookie::{CookieSigner, KeySource, SigningKey};
+pub use signing::{CookieSigner, KeySource, SigningKey};
 pub use metrics::SessionMetrics;
 pub use username::{Username, UsernameError};
 

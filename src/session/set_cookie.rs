@@ -10,7 +10,7 @@ use actix_web::{
     http::header::{HeaderValue, InvalidHeaderValue},
 };
 
-use super::cookie::{CookieSigner, SIGNED_LEN};
+use super::signing::{CookieSigner, SIGNED_LEN};
 use crate::store::SessionId;
 
 /// Renders the session cookie for one set of attributes.

@@ -5,7 +5,6 @@
 //! signing. Every operation is atomic with respect to the others on the same session: a
 //! deleted session can never be brought back by a concurrent read.
 
-pub mod data;
 pub mod memory;
 pub mod upstash;
 
@@ -16,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use data::{AppData, DataError, DEFAULT_MAX_DATA_BYTES, MAX_DEPTH};
+pub use crate::domain::app_data as data;
+pub use crate::domain::app_data::{AppData, DataError, DEFAULT_MAX_DATA_BYTES, MAX_DEPTH};
 pub use memory::MemoryStore;
 pub use upstash::UpstashStore;
 

@@ -1,20 +1,19 @@
 //! The API test binary: the whole service over HTTP, on the memory store and on a fake
 //! Upstash, plus the Upstash client against wiremock and the shared store suite.
 
-mod fake_upstash;
-mod helpers;
+mod support;
+use support::{fake_upstash, helpers, tls_front};
 
 #[cfg(feature = "actix-session")]
 mod actix_session_store;
 mod binary;
 mod contract;
 mod data;
-mod ecosystem;
-mod failures;
 mod http_semantics;
+mod openapi;
 mod security;
 mod sessions;
 mod store_suite;
 mod tls;
-mod tls_front;
 mod upstash_client;
+mod upstash_faults;
