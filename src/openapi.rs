@@ -21,8 +21,8 @@ use utoipa::{
 use utoipa_swagger_ui::Config;
 
 use crate::{
+    domain::username,
     routes::{health, sessions, ApiError, Endpoint, ErrorBody},
-    session::username,
 };
 
 /// Where the document is served.

@@ -9,8 +9,8 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::{
-    session::{FailureKind, SessionError, UsernameError},
-    store::DataError,
+    domain::{DataError, UsernameError},
+    session::{FailureKind, SessionError},
 };
 
 /// The body of every error response.

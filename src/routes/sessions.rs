@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::{error::body_error, ApiError, ErrorBody, StoreFailure, MAX_BODY_BYTES};
 use crate::{
-    session::{ActiveSession, CookieState, SessionManager, Username},
-    store::{AppData, SessionData, SessionId},
+    domain::{AppData, SessionData, SessionId, Username},
+    session::{ActiveSession, CookieState, SessionManager},
 };
 
 /// `POST /login/` body.
@@ -69,7 +69,7 @@ pub struct ProfileResponse<'a> {
 }
 
 // A session as the API shows it, published as `SessionData`. The store's record
-// (`store::SessionData`) is a separate type, so the storage format and the public contract can
+// (`domain::SessionData`) is a separate type, so the storage format and the public contract can
 // change apart.
 /// What a session holds.
 #[derive(Serialize, ToSchema)]

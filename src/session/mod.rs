@@ -6,7 +6,11 @@ mod deadline;
 pub mod metrics;
 mod set_cookie;
 pub mod signing;
-pub use crate::domain::username;
+
+/// The module's former name (it holds the signing keys, not cookie parsing), kept so code
+/// written against `session::cookie::..` still compiles.
+#[doc(hidden)]
+pub use signing as cookie;
 
 use std::{
     future::Future,
@@ -19,16 +23,18 @@ use actix_web::{
     http::header::HeaderValue,
 };
 
-pub use signing::{CookieSigner, KeySource, SigningKey};
 pub use metrics::SessionMetrics;
-pub use username::{Username, UsernameError};
+pub use signing::{CookieSigner, KeySource, SigningKey};
+// Re-exported from `domain`, where they live, so `session::{Username, UsernameError}` and
+// `session::username` keep naming them.
+pub use crate::domain::{username, Username, UsernameError};
 
 use deadline::Deadline;
 use set_cookie::SetCookie;
 
-use crate::store::{
-    AppData, Created, DataError, Merged, SessionData, SessionId, SessionStore, StoreError,
-    DEFAULT_MAX_DATA_BYTES,
+use crate::{
+    domain::{AppData, DataError, SessionData, SessionId, DEFAULT_MAX_DATA_BYTES},
+    store::{Created, Merged, SessionStore, StoreError},
 };
 
 /// Lifetimes and cookie attributes.
@@ -545,12 +551,12 @@ mod tests {
         for (left, expected) in [(0, 0), (5, 5), (899, 899), (900, 900), (50_000, 900)] {
             let session = ActiveSession {
                 id: SessionId::random(),
-                data: crate::store::SessionData {
+                data: SessionData {
                     user: "alice".into(),
                     status: "active".into(),
                     created_at: now,
                     absolute_expires_at: now + left,
-                    data: crate::store::AppData::empty(),
+                    data: AppData::empty(),
                 },
             };
             let header = m.session_cookie(&session).unwrap();

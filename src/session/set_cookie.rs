@@ -11,7 +11,7 @@ use actix_web::{
 };
 
 use super::signing::{CookieSigner, SIGNED_LEN};
-use crate::store::SessionId;
+use crate::domain::SessionId;
 
 /// Renders the session cookie for one set of attributes.
 #[derive(Debug, Clone)]

@@ -194,7 +194,7 @@ impl Default for Settings {
                 previous_secret: None,
                 previous_token: None,
                 max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
-                max_data_bytes: crate::store::DEFAULT_MAX_DATA_BYTES,
+                max_data_bytes: crate::domain::DEFAULT_MAX_DATA_BYTES,
             },
             cookie: CookieSettings {
                 name: "session_id".into(),
