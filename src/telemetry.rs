@@ -7,9 +7,13 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::settings::LogFormat;
 
+/// The log filter when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info";
+
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         // Colours only on a terminal: a file or a log collector gets plain text (and the
