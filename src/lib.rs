@@ -119,6 +119,7 @@ pub mod session;
 pub mod settings;
 pub mod startup;
 pub mod store;
+mod sync;
 pub mod telemetry;
 pub mod upstash;
 

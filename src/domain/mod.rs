@@ -4,6 +4,7 @@
 //! another (as zero-to-production's `domain/`).
 
 pub mod app_data;
+pub mod clock;
 mod json;
 mod session_data;
 mod session_id;

@@ -1,7 +1,13 @@
 //! Session logic: ids, signed cookies, idle and absolute lifetimes, rotation on login, and
 //! the per-user operations. It sits between the HTTP routes and the [`SessionStore`]; it knows
 //! cookies but not routes, and stores only through the trait.
+//!
+//! [`SessionManager`] (here) runs the operations; `signing.rs` holds the keys and the signer
+//! of cookie values, `cookie_header.rs` reads our cookie from a request's `Cookie` headers,
+//! `set_cookie.rs` writes the `Set-Cookie` answers, `deadline.rs` gives one request's store
+//! calls one shared deadline, and `metrics.rs` counts lifecycle events.
 
+mod cookie_header;
 mod deadline;
 pub mod metrics;
 mod set_cookie;
@@ -12,17 +18,14 @@ pub mod signing;
 #[doc(hidden)]
 pub use signing as cookie;
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::{
     cookie::{Cookie, SameSite},
     http::header::HeaderValue,
 };
 
+pub use cookie_header::{CookieState, MAX_SESSION_COOKIES};
 pub use metrics::SessionMetrics;
 pub use signing::{CookieSigner, KeySource, SigningKey};
 // Re-exported from `domain`, where they live, so `session::{Username, UsernameError}` and
@@ -33,7 +36,10 @@ use deadline::Deadline;
 use set_cookie::SetCookie;
 
 use crate::{
-    domain::{AppData, DataError, SessionData, SessionId, DEFAULT_MAX_DATA_BYTES},
+    domain::{
+        clock::unix_millis as now_ms, AppData, DataError, SessionData, SessionId,
+        DEFAULT_MAX_DATA_BYTES,
+    },
     store::{Created, Merged, SessionStore, StoreError},
 };
 
@@ -99,35 +105,6 @@ impl SessionError {
     }
 }
 
-/// Most verified session cookies one request is read with (see
-/// [`SessionManager::read_cookie`]): enough for a planted cookie or two beside the user's own.
-pub const MAX_SESSION_COOKIES: usize = 4;
-
-/// The session cookie found on a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CookieState {
-    /// No cookie of our name.
-    Missing,
-    /// A cookie of our name, but none verifies (forged, tampered, malformed, old key).
-    Invalid,
-    /// A verified session id (the session may still be gone from the store).
-    Valid(SessionId),
-    /// Several cookies of our name verify, in the order the client sent them (a sibling
-    /// subdomain can plant one with a longer `Path`, which browsers send first). No id repeats.
-    Several(Vec<SessionId>),
-}
-
-impl CookieState {
-    /// The verified ids, in the order sent.
-    pub fn ids(&self) -> &[SessionId] {
-        match self {
-            CookieState::Valid(id) => std::slice::from_ref(id),
-            CookieState::Several(ids) => ids,
-            CookieState::Missing | CookieState::Invalid => &[],
-        }
-    }
-}
-
 /// A live session after a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveSession {
@@ -156,14 +133,6 @@ impl std::fmt::Debug for SessionManager {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// Unix time in milliseconds.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl SessionManager {
@@ -231,47 +200,7 @@ impl SessionManager {
     /// can prefer a live one; the rest are ignored, so one request cannot make the service
     /// spend a store request per cookie it carries.
     pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> CookieState {
-        let name = self.config.cookie_name.as_bytes();
-        let mut state = CookieState::Missing;
-        let mut found: Option<SessionId> = None;
-        let mut more: Vec<SessionId> = Vec::new();
-        'headers: for header in headers {
-            // RFC 6265 §5.4: `name=value` pairs separated by `;`. (actix's cookie 0.16 has
-            // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
-            for pair in header.split(|b| *b == b';') {
-                let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                    continue;
-                };
-                if pair[..eq].trim_ascii() != name {
-                    continue;
-                }
-                let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok();
-                match value.and_then(|v| self.signer.verify(v)) {
-                    Some(id) if found.is_none() => found = Some(id),
-                    Some(id) if found != Some(id) && !more.contains(&id) => {
-                        more.push(id);
-                        if more.len() + 1 >= MAX_SESSION_COOKIES {
-                            break 'headers;
-                        }
-                    }
-                    Some(_) => {}
-                    None => state = CookieState::Invalid,
-                }
-            }
-        }
-        match found {
-            Some(first) if more.is_empty() => CookieState::Valid(first),
-            Some(first) => {
-                more.insert(0, first);
-                CookieState::Several(more)
-            }
-            None => {
-                if state == CookieState::Invalid {
-                    tracing::info!(event = "cookie_rejected", "session cookie did not verify");
-                }
-                state
-            }
-        }
+        cookie_header::read(headers, &self.config.cookie_name, &self.signer)
     }
 
     /// The first of `ids` that names a live session, read and slid as [`Self::refresh`] does.
@@ -320,8 +249,7 @@ impl SessionManager {
                 .within(self.store.create(&id, &data, ttl, replaces.as_ref()))
                 .await?;
             if let Some(old) = replaces.take() {
-                tracing::info!(event = "session_ended", session = %old.log_tag(), reason = "rotated", "session ended");
-                self.metrics.ended("rotated", 1);
+                self.ended(&old, "rotated");
             }
             if created == Created::Created {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
@@ -331,8 +259,7 @@ impl SessionManager {
                 for other in previous.iter().skip(1) {
                     match self.within(self.store.delete(other)).await {
                         Ok(true) => {
-                            tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
-                            self.metrics.ended("rotated", 1);
+                            self.ended(other, "rotated");
                         }
                         Ok(false) => {}
                         Err(error) => {
@@ -358,8 +285,7 @@ impl SessionManager {
         };
         if now_ms() >= data.absolute_expires_at.saturating_mul(1000) {
             self.within(self.store.delete(id)).await?;
-            tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-            self.metrics.expired();
+            self.expired(id);
             return Ok(None);
         }
         tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
@@ -414,8 +340,7 @@ impl SessionManager {
             }
             Merged::Gone => Ok(None),
             Merged::Expired => {
-                tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-                self.metrics.expired();
+                self.expired(id);
                 Ok(None)
             }
             Merged::TooLarge { size } => Err(DataError::TooLarge {
@@ -430,8 +355,7 @@ impl SessionManager {
     pub async fn logout(&self, id: &SessionId) -> Result<bool, SessionError> {
         let existed = self.within(self.store.delete(id)).await?;
         if existed {
-            tracing::info!(event = "session_ended", session = %id.log_tag(), reason = "logout", "session ended");
-            self.metrics.ended("logout", 1);
+            self.ended(id, "logout");
         }
         Ok(existed)
     }
@@ -469,8 +393,7 @@ impl SessionManager {
             ended = self.within(self.store.delete(target)).await?;
         }
         if ended {
-            tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
-            self.metrics.ended("ended_by_user", 1);
+            self.ended(target, "ended_by_user");
         }
         Ok(ended)
     }
@@ -488,6 +411,19 @@ impl SessionManager {
         tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
         self.metrics.ended("logout_all", ended);
         Ok(ended)
+    }
+
+    /// Logs and counts one session ended for `reason` (the `reason` label of
+    /// `sessions_ended_total`).
+    fn ended(&self, id: &SessionId, reason: &'static str) {
+        tracing::info!(event = "session_ended", session = %id.log_tag(), reason, "session ended");
+        self.metrics.ended(reason, 1);
+    }
+
+    /// Logs and counts one session found past its absolute lifetime.
+    fn expired(&self, id: &SessionId) {
+        tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
+        self.metrics.expired();
     }
 
     /// Checks the store within the deadline.

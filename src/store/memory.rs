@@ -19,6 +19,8 @@ use std::{
 use async_trait::async_trait;
 use tokio::{sync::Notify, time::Instant};
 
+use crate::sync::LockIgnoringPoison;
+
 use super::{AppData, Created, Merged, SessionData, SessionId, SessionStore, StoreError};
 
 /// Most expired sessions removed under one lock acquisition, so a mass expiry never stalls
@@ -145,9 +147,7 @@ impl MemoryStore {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that
-        // matters more than refusing service; keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_ignoring_poison()
     }
 
     /// Removes up to a batch of expired sessions; returns the next deadline, if any, and

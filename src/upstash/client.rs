@@ -25,6 +25,8 @@ use reqwest::{
 };
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
+
+use crate::sync::LockIgnoringPoison;
 use tls::{tls_config, HandshakeCounter};
 
 use super::{
@@ -345,17 +347,11 @@ impl UpstashClient {
     }
 
     fn current_sync_token(&self) -> Option<HeaderValue> {
-        match self.sync_token.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.sync_token.lock_ignoring_poison().clone()
     }
 
     fn store_sync_token(&self, token: HeaderValue) {
-        match self.sync_token.lock() {
-            Ok(mut guard) => *guard = Some(token),
-            Err(poisoned) => *poisoned.into_inner() = Some(token),
-        }
+        *self.sync_token.lock_ignoring_poison() = Some(token);
     }
 }
 
