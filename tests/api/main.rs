@@ -6,11 +6,14 @@ use support::{fake_upstash, helpers, tls_front};
 
 #[cfg(feature = "actix-session")]
 mod actix_session_store;
+mod bad_input;
 mod binary;
 mod contract;
 mod data;
 mod http_semantics;
+mod observability;
 mod openapi;
+mod races;
 mod security;
 mod sessions;
 mod store_suite;
