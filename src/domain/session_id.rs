@@ -85,9 +85,22 @@ mod tests {
 
     #[test]
     fn debug_and_log_tag_never_show_the_id() {
-        let id = SessionId::random();
-        let text = id.to_string();
-        assert!(!format!("{id:?}").contains(&text[..8]));
-        assert_eq!(id.log_tag().len(), 12);
+        for text in [
+            "6f9619ff-8b86-4011-b42d-00cf4fc964ff",
+            "00000000-0000-4000-8000-000000000000",
+            "a1b2c3d4-e5f6-4789-8abc-def012345678",
+        ] {
+            let id = SessionId::parse(text).unwrap();
+            // The tag is a digest of the id, not a piece of it.
+            let digest = Sha256::digest(text.as_bytes());
+            let expected: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(id.log_tag(), expected);
+            let shown = format!("{id:?}");
+            assert_eq!(shown, format!("SessionId({expected})"));
+            // No run of 4 of the id's hex digits shows anywhere in it.
+            let digits = text.replace('-', "");
+            let leaked = (0..=digits.len() - 4).find(|&i| shown.contains(&digits[i..i + 4]));
+            assert_eq!(leaked, None, "{shown} shows part of {text}");
+        }
     }
 }

@@ -2,6 +2,10 @@
 //! sane token, else a fresh random one), a tracing span carrying it with the method and the
 //! path (with session ids replaced by the route pattern), so every log line of the request
 //! has it, and the same header on the response.
+//!
+//! Hand-written: the standard crate for this (tower-http's request-id layer) is for tower
+//! services, not actix-web middleware, and checking the caller's id and opening the span
+//! are the whole job.
 
 use actix_web::{
     body::MessageBody,

@@ -102,7 +102,7 @@ impl<'a> From<&'a SessionData> for SessionView<'a> {
     }
 }
 
-/// A confirmation.
+/// The answer of `POST /logout/` and `DELETE /sessions/{session_id}`: what was done.
 #[derive(Serialize, ToSchema)]
 pub struct MessageResponse {
     /// What was done, e.g. "Logged out successfully" or "Session ended".

@@ -24,7 +24,7 @@ pub use validate::{is_loopback, redact_url};
 /// One environment variable the service reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
-    /// Its name.
+    /// The name, as set in the environment.
     pub name: &'static str,
     /// What it sets, in a few words.
     pub meaning: &'static str,
@@ -314,7 +314,7 @@ pub enum SettingsError {
     /// A value that cannot be parsed or is out of range.
     #[error("{var}={value:?} is invalid: {expected}")]
     Invalid {
-        /// The variable.
+        /// The variable, as the message names it.
         var: &'static str,
         /// The value (for `UPSTASH_REDIS_REST_URL`, with secrets redacted).
         value: String,
@@ -324,7 +324,7 @@ pub enum SettingsError {
     /// A number that does not parse or is outside its range.
     #[error("{var}={value:?} is invalid: {}an integer from {min} to {max}", unit.map(|u| format!("{u}, ")).unwrap_or_default())]
     OutOfRange {
-        /// The variable.
+        /// The variable, as the message names it.
         var: &'static str,
         /// The value, as given.
         value: String,
@@ -339,7 +339,7 @@ pub enum SettingsError {
     /// never shown.
     #[error("{var} is invalid: {expected}")]
     InvalidSecret {
-        /// The variable.
+        /// The variable, as the message names it.
         var: &'static str,
         /// What the variable accepts.
         expected: &'static str,
