@@ -29,7 +29,8 @@ use crate::{session::SessionMetrics, store::SessionStore, upstash::UpstashMetric
 pub struct Metrics {
     /// The registry `GET /metrics` renders.
     pub registry: Registry,
-    /// The Upstash client's instruments.
+    /// The Upstash client's instruments, registered only once a client uses them
+    /// ([`UpstashMetrics::register_on`]).
     pub upstash: UpstashMetrics,
     /// Session lifecycle counters.
     pub sessions: SessionMetrics,
@@ -42,7 +43,7 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
         Ok(Self {
-            upstash: UpstashMetrics::register(&registry)?,
+            upstash: UpstashMetrics::unregistered()?,
             sessions: SessionMetrics::register(&registry)?,
             http: HttpMetrics::register(&registry)?,
             registry,

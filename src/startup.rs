@@ -129,6 +129,10 @@ pub async fn session_manager(
             }
             let mut client = UpstashClient::new(config).map_err(StartupError::Client)?;
             if let Some(metrics) = metrics {
+                metrics
+                    .upstash
+                    .register_on(&metrics.registry)
+                    .map_err(|e| StartupError::Metrics(e.to_string()))?;
                 client = client.with_metrics(metrics.upstash.clone());
             }
             check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;

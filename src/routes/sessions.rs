@@ -132,7 +132,8 @@ pub struct SessionSummary {
 /// `GET /sessions/` answer.
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
-    /// Newest first.
+    /// Newest first, by login second; logins within the same second in a fixed order (by
+    /// session id, descending), since login times are kept to the second.
     pub sessions: Vec<SessionSummary>,
 }
 
@@ -361,13 +362,13 @@ pub async fn logout(
         .await
 }
 
-/// `GET /sessions/`: every live session of the current user, newest first.
+/// `GET /sessions/`: every live session of the current user, newest first (to the second).
 #[utoipa::path(
     get,
     path = "/sessions/",
     tag = "sessions",
     responses(
-        (status = 200, description = "Every live session of the user, newest first", body = SessionList,
+        (status = 200, description = "Every live session of the user, newest first (login times are kept to the second: logins of the same second are ordered by session id)", body = SessionList,
             headers(("Set-Cookie" = String, description = "The session cookie again, its `Max-Age` refreshed"))),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),

@@ -360,7 +360,8 @@ impl SessionManager {
         Ok(existed)
     }
 
-    /// Every live session of the user of `current`, newest first; `current` itself always
+    /// Every live session of the user of `current`, newest first by login second (logins of
+    /// the same second, which the record cannot tell apart, by id, descending); `current` itself always
     /// among them (it was just read live, so an index that lags behind never hides it).
     pub async fn list(
         &self,
@@ -535,6 +536,53 @@ mod tests {
             CookieState::Valid(id)
         );
         assert_eq!(m.read_cookie(std::iter::empty()), CookieState::Missing);
+    }
+
+    #[tokio::test]
+    async fn the_list_is_newest_first_and_logins_of_one_second_in_session_id_order() {
+        let store = Arc::new(MemoryStore::new());
+        let m = SessionManager::new(
+            store.clone(),
+            CookieSigner::new(SigningKey::random(), None),
+            SessionConfig {
+                idle_ttl: Duration::from_secs(900),
+                absolute_ttl: Duration::from_secs(43_200),
+                cookie_name: "session_id".into(),
+                cookie_secure: true,
+                same_site: SameSite::Lax,
+                deadline: None,
+            },
+        );
+        let now = now_ms() / 1000;
+        let record = |created_at| SessionData {
+            user: "alice".into(),
+            status: "active".into(),
+            created_at,
+            absolute_expires_at: now + 3600,
+            data: AppData::empty(),
+        };
+        let mut ids = Vec::new();
+        for created_at in [now - 5, now, now, now, now - 60] {
+            let id = SessionId::random();
+            store
+                .create(&id, &record(created_at), Duration::from_secs(900), None)
+                .await
+                .unwrap();
+            ids.push((created_at, id));
+        }
+        let current = ActiveSession {
+            id: ids[0].1,
+            data: record(now - 5),
+        };
+        let listed: Vec<(u64, SessionId)> = m
+            .list(&current)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, data)| (data.created_at, id))
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        assert_eq!(listed, ids);
     }
 
     proptest! {

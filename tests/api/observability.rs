@@ -160,3 +160,16 @@ async fn metrics_stay_the_same_size_under_thousands_of_made_up_methods_and_paths
     }
     assert!(!after.contains("XXXX") && !after.contains("/nope/") && !after.contains(r#""/login""#));
 }
+
+#[tokio::test]
+async fn the_memory_store_serves_no_upstash_series() {
+    let app = spawn_app().await;
+    app.login("alice").await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+    let upstash: Vec<&str> = text.lines().filter(|l| l.contains("upstash_")).collect();
+    assert!(upstash.is_empty(), "{upstash:?}");
+    let app = spawn_app_with(Backend::Upstash, |_| {}).await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(text.contains("upstash_tls_handshakes_total"), "{text}");
+}

@@ -208,3 +208,19 @@ async fn the_docs_page_is_served_from_vendored_files() {
     let redirect = app.get("/docs", None).await;
     assert_eq!(redirect.status(), 308);
 }
+
+#[tokio::test]
+async fn summaries_are_plain_text_without_markdown_backticks() {
+    let app = spawn_app().await;
+    let doc = json(app.get("/openapi.json", None).await).await;
+    let mut summaries = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Some(summary) = operation["summary"].as_str() {
+                summaries += 1;
+                assert!(!summary.contains('`'), "{method} {path}: {summary}");
+            }
+        }
+    }
+    assert!(summaries >= 9, "{summaries}");
+}
