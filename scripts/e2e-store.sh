@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the shared store suite, the actix-session store's suite and its example app against
+# Runs the shared store suite and the actix-session store's suite (its example app included) against
 # ../shared/tools/upstash-on-redis in front of a real redis-server, over plain http and then
 # over HTTPS (a private CA and a localhost certificate; the API tests over TLS run too).
 # scripts/backend.py starts the backends (installing and building what is missing, loopback
@@ -15,16 +15,11 @@ if [ -z "${E2E_STORE_UNDER_LAUNCHER:-}" ]; then
         --https-port "${E2E_UPSTASH_TLS_PORT:-8092}" --token e2e-token -- bash "$0"
 fi
 
-echo "== store suite and the actix-session store over $BACKEND_HTTP_URL"
+echo "== store suite and the actix-session store (and its example app) over $BACKEND_HTTP_URL"
 # One test at a time, so upstash-on-redis's /__stats counts each test's requests alone.
 UPSTASH_E2E_URL=$BACKEND_HTTP_URL UPSTASH_E2E_TOKEN=$BACKEND_TOKEN \
     cargo test --locked --all-features --test api -- store_suite actix_session_store \
     --include-ignored --test-threads=1 --nocapture
-
-echo "== the actix-session example app against upstash-on-redis"
-cargo build --locked --features actix-session --example actix_session_upstash
-python3 scripts/e2e-actix-example.py target/debug/examples/actix_session_upstash \
-    "$BACKEND_HTTP_URL" "$BACKEND_TOKEN"
 
 echo "== store suite and the API over $BACKEND_HTTPS_URL (private CA)"
 UPSTASH_E2E_URL=$BACKEND_HTTPS_URL UPSTASH_E2E_TOKEN=$BACKEND_TOKEN \
