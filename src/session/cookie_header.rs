@@ -6,7 +6,7 @@ use super::CookieSigner;
 use crate::domain::SessionId;
 
 /// Most verified session cookies one request is read with (see
-/// [`SessionManager::read_cookie`]): enough for a planted cookie or two beside the user's own.
+/// [`super::SessionManager::read_cookie`]): enough for a planted cookie or two beside the user's own.
 pub const MAX_SESSION_COOKIES: usize = 4;
 
 /// The session cookie found on a request.
