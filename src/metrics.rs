@@ -36,7 +36,8 @@ use crate::{
 pub struct Metrics {
     /// The registry `GET /metrics` renders.
     pub registry: Registry,
-    /// The Upstash client's instruments.
+    /// The Upstash client's instruments, registered only once a client uses them
+    /// ([`UpstashMetrics::register_on`]).
     pub upstash: UpstashMetrics,
     /// Session lifecycle counters.
     pub sessions: SessionMetrics,
@@ -56,7 +57,7 @@ impl Metrics {
         }
         let rate_limits = RateLimitMetrics::register(&registry)?;
         Ok(Self {
-            upstash: UpstashMetrics::register(&registry)?
+            upstash: UpstashMetrics::unregistered()?
                 .with_budget_refusals(rate_limits.counter(UPSTASH_BUDGET_LABEL)),
             rate_limits,
             sessions: SessionMetrics::register(&registry)?,
