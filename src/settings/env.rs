@@ -313,7 +313,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// A rate (`N/s`, `N/m`, `N/h`) or `off`, or `default`.
-    fn rate(&self, var: &'static str, default: Option<Rate>) -> Result<Option<Rate>, SettingsError> {
+    fn rate(
+        &self,
+        var: &'static str,
+        default: Option<Rate>,
+    ) -> Result<Option<Rate>, SettingsError> {
         match self.get(var) {
             None => Ok(default),
             Some(value) => Rate::parse(&value).map_err(|_| SettingsError::Invalid {
