@@ -4,7 +4,7 @@
 //! that is), each a GCRA allowance (`governor`) usable whole as a burst and refilled
 //! continuously.
 //!
-//! At most `RATE_LIMIT_MAX_CLIENTS` addresses are tracked ([`table`]): past it the least
+//! At most `RATE_LIMIT_MAX_CLIENTS` addresses are tracked (`table.rs`): past it the least
 //! recently seen is forgotten, so a flood of random addresses cannot grow the process. Limits
 //! are per process: N instances allow N times the rate.
 
