@@ -25,9 +25,7 @@ use prometheus::{
 };
 
 use crate::{
-    ratelimit::{RateLimitMetrics, UPSTASH_BUDGET_LABEL},
-    session::SessionMetrics,
-    store::SessionStore,
+    ratelimit::RateLimitMetrics, session::SessionMetrics, store::SessionStore,
     upstash::UpstashMetrics,
 };
 
@@ -57,8 +55,7 @@ impl Metrics {
         }
         let rate_limits = RateLimitMetrics::register(&registry)?;
         Ok(Self {
-            upstash: UpstashMetrics::unregistered()?
-                .with_budget_refusals(rate_limits.counter(UPSTASH_BUDGET_LABEL)),
+            upstash: UpstashMetrics::unregistered()?,
             rate_limits,
             sessions: SessionMetrics::register(&registry)?,
             http: HttpMetrics::register(&registry)?,

@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use crate::{
     metrics::Metrics,
     openapi,
-    ratelimit::ClientLimits,
+    ratelimit::{ClientLimits, UPSTASH_BUDGET_LABEL},
     routes,
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
@@ -137,7 +137,14 @@ pub async fn session_manager(
                     .upstash
                     .register_on(&metrics.registry)
                     .map_err(|e| StartupError::Metrics(e.to_string()))?;
-                client = client.with_metrics(metrics.upstash.clone());
+                // The budget's refusals are counted beside the per-client ones, only here,
+                // where there is a budget to refuse.
+                client = client.with_metrics(
+                    metrics
+                        .upstash
+                        .clone()
+                        .with_budget_refusals(metrics.rate_limits.counter(UPSTASH_BUDGET_LABEL)),
+                );
             }
             check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;
             (
