@@ -159,11 +159,11 @@ def main():
     ap.add_argument("--limits-ab", action="store_true",
                     help="run each backend twice: rate limits on (never reached), then off")
     ap.add_argument("--floor", action="store_true",
-                    help="count examples/floor.rs instead (bare actix-web; profile only)")
+                    help="count bench/floor.rs instead (bare actix-web; profile only)")
     args = ap.parse_args()
 
     if args.floor and args.tls != "http":
-        sys.exit("--floor runs over http only (examples/floor.rs trusts no private CA)")
+        sys.exit("--floor runs over http only (bench/floor.rs trusts no private CA)")
     ensure_tool("valgrind", "valgrind")
     binary = PROFILE_DIR / ("examples/floor" if args.floor else "upstash-sessions")
     if args.floor:

@@ -16,7 +16,7 @@ $UOR_BIN (default $UOR_TARGET/release/upstash-on-redis) is missing, makes a thro
 `localhost` certificate with openssl for HTTPS, and waits until each process answers (redis:
 PING; upstash-on-redis: an authorized `["PING"]`). It also holds what every tool needs to
 start the service itself: `service_env()` clears every variable the service reads (the list
-`VARIABLES` in src/settings.rs) from the inherited environment, `free_port()`, `wait_http()`.
+`VARIABLES` in src/settings/mod.rs) from the inherited environment, `free_port()`, `wait_http()`.
 
 As a command, it starts the backends, runs COMMAND with their addresses in the environment
 (BACKEND_REDIS_PORT, BACKEND_TOKEN, BACKEND_HTTP_URL, BACKEND_HTTPS_URL, BACKEND_CA_CERT),
@@ -175,12 +175,12 @@ def wait_http(port, path, proc, name, timeout=120, cafile=None):
 
 
 def settings_variables():
-    """Every environment variable the service reads: `VARIABLES` in src/settings.rs."""
-    text = (ROOT / "src/settings.rs").read_text()
-    m = re.search(r"pub const VARIABLES: &\[&str\] = &\[(.*?)\];", text, re.S)
+    """Every environment variable the service reads: `VARIABLES` in src/settings/mod.rs."""
+    text = (ROOT / "src/settings/mod.rs").read_text()
+    m = re.search(r"pub const VARIABLES: &\[Variable\] = &\[(.*?)\n\];", text, re.S)
     if not m:
-        sys.exit("src/settings.rs has no `pub const VARIABLES` list")
-    return re.findall(r'"([A-Z0-9_]+)"', m.group(1))
+        sys.exit("src/settings/mod.rs has no `pub const VARIABLES` table")
+    return re.findall(r'name: "([A-Z0-9_]+)"', m.group(1))
 
 
 def service_env(settings=None, base=None):

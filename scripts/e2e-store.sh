@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the shared store suite, the actix-session store's suite and its example app, the
-# tower-sessions store's suite (tower-sessions' own route suite included) and its axum example,
-# and the cost-control checks against a real Upstash-compatible server, then the store suite and
+# Runs the shared store suite, the actix-session store's suite (its example app included,
+# walked by a test in tests/api/actix_session_store.rs), the tower-sessions store's suite
+# (tower-sessions' own route suite included) and its axum example, and the cost-control checks against a real Upstash-compatible server, then the store suite and
 # the API tests over HTTPS.
 #
 # The server: the one named by UPSTASH_E2E_URL and UPSTASH_E2E_TOKEN when they are set
@@ -55,7 +55,7 @@ if [ -n "$ca_cert" ]; then
     ca_env=(UPSTASH_E2E_CA_CERT="$ca_cert")
 fi
 
-echo "== store suite, the actix-session and tower-sessions stores, and cost control over $http_url"
+echo "== store suite, the actix-session store (and its example app), the tower-sessions store, and cost control over $http_url"
 # The axum example's binary, which tower_sessions_store drives over HTTP (AXUM_EXAMPLE_BIN).
 cargo build --locked --all-features --example axum_tower_sessions
 # One test at a time, so upstash-on-redis's /__stats counts each test's requests alone
@@ -65,15 +65,6 @@ env "${ca_env[@]}" UPSTASH_E2E_URL="$http_url" UPSTASH_E2E_TOKEN="$token" \
     cargo test --locked --all-features --test api -- store_suite actix_session_store \
     tower_sessions_store cost_control::e2e "${skip[@]}" --include-ignored --test-threads=1 \
     --nocapture
-
-if [[ $http_url == https://* && -n $ca_cert ]]; then
-    echo "== the actix-session example trusts the public CAs only: skipped behind a private CA"
-else
-    echo "== the actix-session example app against $http_url"
-    cargo build --locked --features actix-session --example actix_session_upstash
-    python3 scripts/e2e-actix-example.py target/debug/examples/actix_session_upstash \
-        "$http_url" "$token"
-fi
 
 if [ -z "$https_url" ]; then
     echo "== no HTTPS endpoint given (UPSTASH_E2E_HTTPS_URL): the HTTPS part is skipped"

@@ -170,7 +170,7 @@ impl UpstashSessionStoreBuilder {
         self
     }
 
-    /// The store.
+    /// Builds the store with the options set so far.
     pub fn build(self) -> UpstashSessionStore {
         UpstashSessionStore {
             client: self.client,

@@ -48,6 +48,10 @@ struct MemoryStore;
 #[doc = include_str!("../docs/session-listing.md")]
 struct SessionListing;
 
+#[cfg(doctest)]
+#[doc = include_str!("../docs/architecture.md")]
+struct Architecture;
+
 #[cfg(test)]
 mod tests {
     /// A file added to docs/ without its `include_str!` above would have its Rust blocks

@@ -4,7 +4,13 @@
 //! Layers, each knowing only the one below it:
 //! HTTP [`routes`] → session logic ([`session`]: ids, signed cookies, lifetimes) →
 //! the [`store::SessionStore`] trait → its backends ([`store::MemoryStore`],
-//! [`store::UpstashStore`]) → the Upstash REST client ([`upstash`]).
+//! [`store::UpstashStore`]) → the Upstash REST client ([`upstash`]). The value types they
+//! all speak in (a [`domain::SessionId`], its [`domain::SessionData`] record, the
+//! application's [`domain::AppData`], a [`domain::Username`]) live in [`domain`], below every
+//! layer. [`startup`] wires the layers together from [`settings`]; [`metrics`], [`openapi`]
+//! and [`telemetry`] sit beside them. A test (`layers_import_only_the_layer_below`) holds
+//! the routes, session logic, stores and client to this. `docs/architecture.md` walks
+//! through each module.
 //!
 //! Before any store work, the routes refuse a client over its [`ratelimit`] allowance; the
 //! client refuses to send past the instance's command budget
@@ -62,7 +68,8 @@
 //! ```no_run
 //! use std::{sync::Arc, time::Duration};
 //! use upstash_sessions::{
-//!     store::{AppData, Merged, SessionData, SessionId, SessionStore, UpstashStore},
+//!     domain::{AppData, SessionData, SessionId},
+//!     store::{Merged, SessionStore, UpstashStore},
 //!     upstash::{ClientConfig, UpstashClient},
 //! };
 //!
@@ -116,6 +123,7 @@
 pub mod actix_session;
 #[cfg(any(test, doctest))]
 mod doc_examples;
+pub mod domain;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
@@ -124,8 +132,106 @@ pub mod session;
 pub mod settings;
 pub mod startup;
 pub mod store;
+mod sync;
 pub mod telemetry;
 #[cfg(feature = "tower-sessions")]
 pub mod tower_sessions;
 pub mod traces;
 pub mod upstash;
+
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Every `.rs` file under `src/<dir>`, with its comments and white space left out.
+    fn code_of(dir: &str) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        let mut pending = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir)];
+        while let Some(path) = pending.pop() {
+            if path.is_dir() {
+                pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code: String = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+                    .collect();
+                files.push((path.display().to_string(), code));
+            }
+        }
+        assert!(!files.is_empty(), "no source under src/{dir}");
+        files
+    }
+
+    /// The top-level modules of the crate that `code` names: `crate::a::..` and each
+    /// `crate::{a::.., b}`.
+    fn modules_named(code: &str) -> Vec<&str> {
+        let mut named = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let mut depth = 0;
+                let mut start = 0;
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            named.push(first_segment(&group[start..i]));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            named.push(first_segment(&group[start..i]));
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                named.push(first_segment(rest));
+            }
+        }
+        named
+    }
+
+    fn first_segment(path: &str) -> &str {
+        let end = path
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(path.len());
+        &path[..end]
+    }
+
+    #[test]
+    fn modules_named_reads_paths_and_groups() {
+        let code = "usecrate::{domain::{A,B},session::C};fnf(){crate::store::x()}";
+        assert_eq!(modules_named(code), ["domain", "session", "store"]);
+    }
+
+    #[test]
+    fn layers_import_only_the_layer_below() {
+        let above_store = ["routes", "session", "startup", "metrics", "openapi"];
+        for (layer, forbidden) in [
+            ("routes", &["store", "upstash", "startup", "settings"][..]),
+            ("session", &["routes", "upstash", "startup", "settings"]),
+            ("store", &above_store[..]),
+            (
+                "upstash",
+                &["routes", "session", "store", "domain", "startup"],
+            ),
+            (
+                "domain",
+                &["routes", "session", "store", "upstash", "startup"],
+            ),
+        ] {
+            for (file, code) in code_of(layer) {
+                for module in modules_named(&code) {
+                    assert!(
+                        !forbidden.contains(&module),
+                        "{file} reaches past its layer into crate::{module}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -25,9 +25,7 @@ use prometheus::{
 };
 
 use crate::{
-    ratelimit::{RateLimitMetrics, UPSTASH_BUDGET_LABEL},
-    session::SessionMetrics,
-    store::SessionStore,
+    ratelimit::RateLimitMetrics, session::SessionMetrics, store::SessionStore,
     upstash::UpstashMetrics,
 };
 
@@ -36,7 +34,8 @@ use crate::{
 pub struct Metrics {
     /// The registry `GET /metrics` renders.
     pub registry: Registry,
-    /// The Upstash client's instruments.
+    /// The Upstash client's instruments, registered only once a client uses them
+    /// ([`UpstashMetrics::register_on`]).
     pub upstash: UpstashMetrics,
     /// Session lifecycle counters.
     pub sessions: SessionMetrics,
@@ -56,8 +55,7 @@ impl Metrics {
         }
         let rate_limits = RateLimitMetrics::register(&registry)?;
         Ok(Self {
-            upstash: UpstashMetrics::register(&registry)?
-                .with_budget_refusals(rate_limits.counter(UPSTASH_BUDGET_LABEL)),
+            upstash: UpstashMetrics::unregistered()?,
             rate_limits,
             sessions: SessionMetrics::register(&registry)?,
             http: HttpMetrics::register(&registry)?,

@@ -21,8 +21,8 @@ use utoipa::{
 use utoipa_swagger_ui::Config;
 
 use crate::{
+    domain::username,
     routes::{health, sessions, ApiError, Endpoint, ErrorBody},
-    session::username,
 };
 
 /// Where the document is served.
@@ -140,7 +140,14 @@ async fn serve_swagger_ui(
         sessions::SessionView,
         ErrorBody,
     )),
-    modifiers(&SessionCookie, &UsernameSchema, &MethodRules, &CommonHeaders, &LoginLinks),
+    modifiers(
+        &SessionCookie,
+        &UsernameSchema,
+        &MethodRules,
+        &CommonHeaders,
+        &LoginLinks,
+        &PlainSummaries
+    ),
     tags(
         (name = "sessions", description = "Log in, read the session, log out, and manage a user's sessions"),
         (name = "probes", description = "Liveness and readiness for load balancers"),
@@ -199,6 +206,33 @@ fn string_header(description: &str) -> RefOr<Header> {
 /// `Allow`, the path's methods). Runs after the handlers' operations are in, so a new
 /// operation gets its `HEAD` and its place in `Allow` by itself.
 struct MethodRules;
+
+/// Swagger UI shows an operation's summary as plain text (only descriptions are Markdown),
+/// and the summaries come from the handlers' doc comments, which write `POST /login/` in code
+/// spans: the backticks are dropped from summaries, and kept in descriptions.
+struct PlainSummaries;
+
+impl Modify for PlainSummaries {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(summary) = &mut operation.summary {
+                    summary.retain(|c| c != '`');
+                }
+            }
+        }
+    }
+}
 
 impl Modify for MethodRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -14,11 +14,12 @@ use secrecy::ExposeSecret;
 use crate::{
     metrics::Metrics,
     openapi,
-    ratelimit::ClientLimits,
+    ratelimit::{ClientLimits, UPSTASH_BUDGET_LABEL},
     routes,
     session::{CookieSigner, KeySource, SessionConfig, SessionManager, SigningKey},
     settings::Settings,
     store::{MemoryStore, SessionStore, UpstashStore},
+    telemetry::ErrorChain,
     upstash::{
         ClientConfig, Command, RetryPolicy, UpstashClient, UpstashError, DEFAULT_MAX_REPLY_BYTES,
     },
@@ -132,7 +133,18 @@ pub async fn session_manager(
             }
             let mut client = UpstashClient::new(config).map_err(StartupError::Client)?;
             if let Some(metrics) = metrics {
-                client = client.with_metrics(metrics.upstash.clone());
+                metrics
+                    .upstash
+                    .register_on(&metrics.registry)
+                    .map_err(|e| StartupError::Metrics(e.to_string()))?;
+                // The budget's refusals are counted beside the per-client ones, only here,
+                // where there is a budget to refuse.
+                client = client.with_metrics(
+                    metrics
+                        .upstash
+                        .clone()
+                        .with_budget_refusals(metrics.rate_limits.counter(UPSTASH_BUDGET_LABEL)),
+                );
             }
             check_upstash(&client, upstash.url.host_str().unwrap_or("?")).await?;
             (
@@ -219,14 +231,7 @@ async fn check_upstash(client: &UpstashClient, host: &str) -> Result<(), Startup
         }
         Err(UpstashError::Unauthorized(message)) => Err(StartupError::TokenRejected(message)),
         Err(error) => {
-            let mut cause = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(next) = source {
-                cause.push_str(": ");
-                cause.push_str(&next.to_string());
-                source = next.source();
-            }
-            tracing::warn!(upstash_host = host, error = %cause, "Upstash did not answer PING at start; starting anyway");
+            tracing::warn!(upstash_host = host, error = %ErrorChain(&error), "Upstash did not answer PING at start; starting anyway");
             Ok(())
         }
     }

@@ -39,7 +39,7 @@ use opentelemetry_sdk::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::settings::SettingsError;
+use crate::{settings::SettingsError, sync::LockIgnoringPoison};
 
 /// The `tracing` target of the spans exported as OpenTelemetry spans (and only of those).
 pub const TARGET: &str = "upstash_sessions::traces";
@@ -871,7 +871,7 @@ fn intern(name: &str) -> &'static str {
         return "OTHER";
     }
     static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seen = SEEN.lock_ignoring_poison();
     if let Some(found) = seen.iter().find(|s| **s == upper) {
         return found;
     }

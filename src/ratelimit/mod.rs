@@ -4,7 +4,7 @@
 //! that is), each a GCRA allowance (`governor`) usable whole as a burst and refilled
 //! continuously.
 //!
-//! At most `RATE_LIMIT_MAX_CLIENTS` addresses are tracked (in a bounded table): past it the least
+//! At most `RATE_LIMIT_MAX_CLIENTS` addresses are tracked (`table.rs`): past it the least
 //! recently seen is forgotten, so a flood of random addresses cannot grow the process. Limits
 //! are per process: N instances allow N times the rate.
 
@@ -284,7 +284,9 @@ pub struct RateLimitMetrics {
 pub const UPSTASH_BUDGET_LABEL: &str = "upstash_budget";
 
 impl RateLimitMetrics {
-    /// Creates the counter and registers it on `registry`, with every label at 0.
+    /// Creates the counter and registers it on `registry`, with the per-client labels at 0
+    /// (`upstash_budget` appears once an Upstash client counts on it, see [`Self::counter`]:
+    /// the memory store's `/metrics` carries no Upstash series).
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let refused = IntCounterVec::new(
             Opts::new(
@@ -295,7 +297,7 @@ impl RateLimitMetrics {
             &["limit"],
         )?;
         registry.register(Box::new(refused.clone()))?;
-        for label in ["login", "requests", UPSTASH_BUDGET_LABEL] {
+        for label in ["login", "requests"] {
             refused.with_label_values(&[label]);
         }
         Ok(Self { refused })

@@ -13,6 +13,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use crate::sync::LockIgnoringPoison;
 use governor::{nanos::Nanos, state::StateStore};
 use lru::LruCache;
 
@@ -40,7 +41,7 @@ impl ClientTable {
     }
 
     fn lock(&self) -> MutexGuard<'_, LruCache<IpAddr, Cells>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock_ignoring_poison()
     }
 }
 

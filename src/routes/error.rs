@@ -9,9 +9,10 @@ use actix_web::{
 use serde::Serialize;
 
 use crate::{
+    domain::{DataError, UsernameError},
     ratelimit::Refused,
-    session::{FailureKind, SessionError, UsernameError},
-    store::DataError,
+    session::{FailureKind, SessionError},
+    telemetry::ErrorChain,
 };
 
 /// The body of every error response.
@@ -169,18 +170,6 @@ impl From<SessionError> for ApiError {
     }
 }
 
-/// The whole cause chain, for the log line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -204,7 +193,7 @@ impl ResponseError for ApiError {
         if let ApiError::StoreTimeout(e) | ApiError::StoreUnavailable(e) | ApiError::Internal(e) =
             self
         {
-            tracing::error!(error.cause_chain = %chain(e), status = self.status_code().as_u16(), "request failed");
+            tracing::error!(error.cause_chain = %ErrorChain(e), status = self.status_code().as_u16(), "request failed");
         }
         if let ApiError::StoreFull {
             retry_after_secs, ..

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use super::ApiError;
 use crate::session::SessionManager;
 
-/// Probe answer.
+/// The body of `/healthz` and `/readyz`.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// "ok" or "ready".

@@ -94,24 +94,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The paths [`configure`] serves with and without their trailing slash.
-const BOTH_SPELLINGS: [&str; 6] = [
-    "/profile",
-    "/login",
-    "/logout",
-    "/logout/all",
-    "/sessions",
+/// The paths [`configure`] serves with and without their trailing slash, each spelled as
+/// the API documents it (`/sessions/{session_id}` without the slash, the others with it).
+const DOCUMENTED: [&str; 6] = [
+    "/profile/",
+    "/login/",
+    "/logout/",
+    "/logout/all/",
+    "/sessions/",
     "/sessions/{session_id}",
 ];
 
-/// The metrics `endpoint` label of a matched route pattern: the slash-less spelling of a
-/// route counts as its slashed one, so each route is one series.
+/// The metrics `endpoint` label of a matched route pattern: both spellings of a route count
+/// as the one the API documents, so each route is one series under the name a reader
+/// looks for.
 pub fn endpoint_label(pattern: &str) -> Cow<'_, str> {
-    if !pattern.ends_with('/') && BOTH_SPELLINGS.iter().any(|p| pattern.ends_with(p)) {
-        Cow::Owned(format!("{pattern}/"))
-    } else {
-        Cow::Borrowed(pattern)
+    let bare = pattern.strip_suffix('/').unwrap_or(pattern);
+    for documented in DOCUMENTED {
+        let documented_bare = documented.trim_end_matches('/');
+        if let Some(scope) = bare.strip_suffix(documented_bare) {
+            if scope.len() + documented.len() == pattern.len() && pattern.ends_with(documented) {
+                return Cow::Borrowed(pattern);
+            }
+            return Cow::Owned(format!("{scope}{documented}"));
+        }
     }
+    Cow::Borrowed(pattern)
 }
 
 /// Registers `path` (ending in `/`) and the same path without its trailing slash, each as
@@ -272,4 +280,31 @@ pub fn default_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
         .add((header::CACHE_CONTROL, "no-store"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_of_a_route_get_the_documented_label() {
+        for (pattern, label) in [
+            ("/profile/", "/profile/"),
+            ("/profile", "/profile/"),
+            ("/logout/all", "/logout/all/"),
+            ("/sessions", "/sessions/"),
+            ("/sessions/{session_id}", "/sessions/{session_id}"),
+            ("/sessions/{session_id}/", "/sessions/{session_id}"),
+            (
+                "/auth/sessions/{session_id}/",
+                "/auth/sessions/{session_id}",
+            ),
+            ("/auth/login", "/auth/login/"),
+            ("/healthz", "/healthz"),
+            ("/docs/{file:.*}", "/docs/{file:.*}"),
+        ] {
+            assert_eq!(endpoint_label(pattern), label, "{pattern}");
+        }
+        assert!(matches!(endpoint_label("/profile/"), Cow::Borrowed(_)));
+    }
 }

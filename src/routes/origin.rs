@@ -26,6 +26,9 @@
 //!
 //! With no allowed origins, `GET` and `HEAD` pass through untouched: no allocation, no
 //! header work (the hot `GET /profile/` pays one method comparison).
+//!
+//! Not actix-cors: the guard needs the same origin list and must run before any route, and
+//! a preflight here answers with the route's own `Allow` rather than one fixed method list.
 
 use std::rc::Rc;
 

@@ -3,6 +3,10 @@
 //! path (with session ids replaced by the route pattern), so every log line of the request
 //! has it, and the same header on the response. With traces on, the request also gets its
 //! OpenTelemetry server span (`crate::traces::server_span`), continuing the caller's trace.
+//!
+//! Hand-written: the standard crate for this (tower-http's request-id layer) is for tower
+//! services, not actix-web middleware, and checking the caller's id and opening the span
+//! are the whole job.
 
 use actix_web::{
     body::MessageBody,

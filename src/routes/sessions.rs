@@ -14,8 +14,8 @@ use super::{
 };
 use crate::ratelimit::Limit;
 use crate::{
-    session::{ActiveSession, CookieState, SessionManager, SoleLive, Username},
-    store::{AppData, SessionData, SessionId},
+    domain::{AppData, SessionData, SessionId, Username},
+    session::{ActiveSession, CookieState, SessionManager, SoleLive},
 };
 
 /// `POST /login/` body.
@@ -73,7 +73,7 @@ pub struct ProfileResponse<'a> {
 }
 
 // A session as the API shows it, published as `SessionData`. The store's record
-// (`store::SessionData`) is a separate type, so the storage format and the public contract can
+// (`domain::SessionData`) is a separate type, so the storage format and the public contract can
 // change apart.
 /// What a session holds.
 #[derive(Serialize, ToSchema)]
@@ -106,7 +106,7 @@ impl<'a> From<&'a SessionData> for SessionView<'a> {
     }
 }
 
-/// A confirmation.
+/// The answer of `POST /logout/` and `DELETE /sessions/{session_id}`: what was done.
 #[derive(Serialize, ToSchema)]
 pub struct MessageResponse {
     /// What was done, e.g. "Logged out successfully" or "Session ended".
@@ -136,7 +136,8 @@ pub struct SessionSummary {
 /// `GET /sessions/` answer.
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
-    /// Newest first.
+    /// Newest first, by login second; logins within the same second in a fixed order (by
+    /// session id, descending), since login times are kept to the second.
     pub sessions: Vec<SessionSummary>,
 }
 
@@ -413,13 +414,13 @@ pub async fn logout(
         .await
 }
 
-/// `GET /sessions/`: every live session of the current user, newest first.
+/// `GET /sessions/`: every live session of the current user, newest first (to the second).
 #[utoipa::path(
     get,
     path = "/sessions/",
     tag = "sessions",
     responses(
-        (status = 200, description = "Every live session of the user, newest first", body = SessionList,
+        (status = 200, description = "Every live session of the user, newest first (login times are kept to the second: logins of the same second are ordered by session id)", body = SessionList,
             headers(("Set-Cookie" = String, description = "The session cookie again, its `Max-Age` refreshed"))),
         (status = 403, description = "No session cookie", body = ErrorBody),
         (status = 404, description = "Unknown, expired or forged session", body = ErrorBody),

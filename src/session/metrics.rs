@@ -16,7 +16,7 @@ struct Counters {
 }
 
 impl SessionMetrics {
-    /// Counts nothing.
+    /// Counts nothing: for a manager built without metrics.
     pub fn none() -> Self {
         Self(None)
     }

@@ -1,36 +1,48 @@
 //! Session logic: ids, signed cookies, idle and absolute lifetimes, rotation on login, and
 //! the per-user operations. It sits between the HTTP routes and the [`SessionStore`]; it knows
 //! cookies but not routes, and stores only through the trait.
+//!
+//! [`SessionManager`] (here) runs the operations; `signing.rs` holds the keys and the signer
+//! of cookie values, `cookie_header.rs` reads our cookie from a request's `Cookie` headers,
+//! `set_cookie.rs` writes the `Set-Cookie` answers, `deadline.rs` gives one request's store
+//! calls one shared deadline, and `metrics.rs` counts lifecycle events.
 
-pub mod cookie;
+mod cookie_header;
 mod deadline;
 pub mod metrics;
 pub mod readiness;
 mod set_cookie;
-pub mod username;
+pub mod signing;
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+/// The module's former name (it holds the signing keys, not cookie parsing), kept so code
+/// written against `session::cookie::..` still compiles.
+#[doc(hidden)]
+pub use signing as cookie;
+
+use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::{
     cookie::{Cookie, SameSite},
     http::header::HeaderValue,
 };
 
-pub use cookie::{CookieSigner, KeySource, SigningKey};
+pub use cookie_header::{CookieState, MAX_SESSION_COOKIES};
 pub use metrics::SessionMetrics;
-pub use username::{Username, UsernameError};
+pub use signing::{CookieSigner, KeySource, SigningKey};
+// Re-exported from `domain`, where they live, so `session::{Username, UsernameError}` and
+// `session::username` keep naming them.
+pub use crate::domain::{username, Username, UsernameError};
 
 use deadline::Deadline;
 use readiness::Readiness;
 use set_cookie::SetCookie;
 
-use crate::store::{
-    AppData, Created, DataError, ListedSession, Merged, SessionData, SessionId, SessionStore,
-    StoreError, DEFAULT_MAX_DATA_BYTES,
+use crate::{
+    domain::{
+        clock::unix_millis as now_ms, AppData, DataError, SessionData, SessionId,
+        DEFAULT_MAX_DATA_BYTES,
+    },
+    store::{Created, ListedSession, Merged, SessionStore, StoreError},
 };
 
 /// Lifetimes and cookie attributes.
@@ -103,35 +115,6 @@ impl SessionError {
     }
 }
 
-/// Most verified session cookies one request is read with (see
-/// [`SessionManager::read_cookie`]): enough for a planted cookie or two beside the user's own.
-pub const MAX_SESSION_COOKIES: usize = 4;
-
-/// The session cookie found on a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CookieState {
-    /// No cookie of our name.
-    Missing,
-    /// A cookie of our name, but none verifies (forged, tampered, malformed, old key).
-    Invalid,
-    /// A verified session id (the session may still be gone from the store).
-    Valid(SessionId),
-    /// Several cookies of our name verify, in the order the client sent them (a sibling
-    /// subdomain can plant one with a longer `Path`, which browsers send first). No id repeats.
-    Several(Vec<SessionId>),
-}
-
-impl CookieState {
-    /// The verified ids, in the order sent.
-    pub fn ids(&self) -> &[SessionId] {
-        match self {
-            CookieState::Valid(id) => std::slice::from_ref(id),
-            CookieState::Several(ids) => ids,
-            CookieState::Missing | CookieState::Invalid => &[],
-        }
-    }
-}
-
 /// The live session(s) named by a request's verified cookies, for a request that changes
 /// state ([`SessionManager::refresh_sole_live`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,14 +158,6 @@ impl std::fmt::Debug for SessionManager {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// Unix time in milliseconds.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl SessionManager {
@@ -251,47 +226,7 @@ impl SessionManager {
     /// can prefer a live one; the rest are ignored, so one request cannot make the service
     /// spend a store request per cookie it carries.
     pub fn read_cookie<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> CookieState {
-        let name = self.config.cookie_name.as_bytes();
-        let mut state = CookieState::Missing;
-        let mut found: Option<SessionId> = None;
-        let mut more: Vec<SessionId> = Vec::new();
-        'headers: for header in headers {
-            // RFC 6265 §5.4: `name=value` pairs separated by `;`. (actix's cookie 0.16 has
-            // no borrowing splitter, and parsing each pair into a `Cookie` allocates.)
-            for pair in header.split(|b| *b == b';') {
-                let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                    continue;
-                };
-                if pair[..eq].trim_ascii() != name {
-                    continue;
-                }
-                let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok();
-                match value.and_then(|v| self.signer.verify(v)) {
-                    Some(id) if found.is_none() => found = Some(id),
-                    Some(id) if found != Some(id) && !more.contains(&id) => {
-                        more.push(id);
-                        if more.len() + 1 >= MAX_SESSION_COOKIES {
-                            break 'headers;
-                        }
-                    }
-                    Some(_) => {}
-                    None => state = CookieState::Invalid,
-                }
-            }
-        }
-        match found {
-            Some(first) if more.is_empty() => CookieState::Valid(first),
-            Some(first) => {
-                more.insert(0, first);
-                CookieState::Several(more)
-            }
-            None => {
-                if state == CookieState::Invalid {
-                    tracing::info!(event = "cookie_rejected", "session cookie did not verify");
-                }
-                state
-            }
-        }
+        cookie_header::read(headers, &self.config.cookie_name, &self.signer)
     }
 
     /// The first of `ids` that names a live session, read and slid as [`Self::refresh`] does.
@@ -361,8 +296,7 @@ impl SessionManager {
                 .within(self.store.create(&id, &data, ttl, replaces.as_ref()))
                 .await?;
             if let Some(old) = replaces.take() {
-                tracing::info!(event = "session_ended", session = %old.log_tag(), reason = "rotated", "session ended");
-                self.metrics.ended("rotated", 1);
+                self.ended(&old, "rotated");
             }
             if created == Created::Created {
                 tracing::info!(event = "session_created", session = %id.log_tag(), "session created");
@@ -372,8 +306,7 @@ impl SessionManager {
                 for other in previous.iter().skip(1) {
                     match self.within(self.store.delete(other)).await {
                         Ok(true) => {
-                            tracing::info!(event = "session_ended", session = %other.log_tag(), reason = "rotated", "session ended");
-                            self.metrics.ended("rotated", 1);
+                            self.ended(other, "rotated");
                         }
                         Ok(false) => {}
                         Err(error) => {
@@ -399,8 +332,7 @@ impl SessionManager {
         };
         if now_ms() >= data.absolute_expires_at.saturating_mul(1000) {
             self.within(self.store.delete(id)).await?;
-            tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-            self.metrics.expired();
+            self.expired(id);
             return Ok(None);
         }
         tracing::debug!(event = "session_refreshed", session = %id.log_tag(), "session refreshed");
@@ -452,8 +384,7 @@ impl SessionManager {
             }
             Merged::Gone => Ok(None),
             Merged::Expired => {
-                tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
-                self.metrics.expired();
+                self.expired(id);
                 Ok(None)
             }
             Merged::TooLarge { size } => Err(DataError::TooLarge {
@@ -477,13 +408,13 @@ impl SessionManager {
     pub async fn logout(&self, id: &SessionId) -> Result<bool, SessionError> {
         let existed = self.within(self.store.delete(id)).await?;
         if existed {
-            tracing::info!(event = "session_ended", session = %id.log_tag(), reason = "logout", "session ended");
-            self.metrics.ended("logout", 1);
+            self.ended(id, "logout");
         }
         Ok(existed)
     }
 
-    /// Every live session of the user of `current`, newest first; `current` itself always
+    /// Every live session of the user of `current`, newest first by login second (logins of
+    /// the same second, which the record cannot tell apart, by id, descending); `current` itself always
     /// among them (it was just read live, so an index that lags behind never hides it).
     pub async fn list(&self, current: &ActiveSession) -> Result<Vec<ListedSession>, SessionError> {
         let now = now_ms();
@@ -517,8 +448,7 @@ impl SessionManager {
             ended = self.within(self.store.delete(target)).await?;
         }
         if ended {
-            tracing::info!(event = "session_ended", session = %target.log_tag(), reason = "ended_by_user", "session ended");
-            self.metrics.ended("ended_by_user", 1);
+            self.ended(target, "ended_by_user");
         }
         Ok(ended)
     }
@@ -536,6 +466,19 @@ impl SessionManager {
         tracing::info!(event = "sessions_ended", session = %current.id.log_tag(), count = ended, reason = "logout_all", "all sessions of a user ended");
         self.metrics.ended("logout_all", ended);
         Ok(ended)
+    }
+
+    /// Logs and counts one session ended for `reason` (the `reason` label of
+    /// `sessions_ended_total`).
+    fn ended(&self, id: &SessionId, reason: &'static str) {
+        tracing::info!(event = "session_ended", session = %id.log_tag(), reason, "session ended");
+        self.metrics.ended(reason, 1);
+    }
+
+    /// Logs and counts one session found past its absolute lifetime.
+    fn expired(&self, id: &SessionId) {
+        tracing::info!(event = "session_expired", session = %id.log_tag(), reason = "absolute_lifetime", "session ended");
+        self.metrics.expired();
     }
 
     /// Checks the store within the deadline.
@@ -605,12 +548,12 @@ mod tests {
         for (left, expected) in [(0, 0), (5, 5), (899, 899), (900, 900), (50_000, 900)] {
             let session = ActiveSession {
                 id: SessionId::random(),
-                data: crate::store::SessionData {
+                data: SessionData {
                     user: "alice".into(),
                     status: "active".into(),
                     created_at: now,
                     absolute_expires_at: now + left,
-                    data: crate::store::AppData::empty(),
+                    data: AppData::empty(),
                 },
             };
             let header = m.session_cookie(&session).unwrap();
@@ -653,6 +596,53 @@ mod tests {
             CookieState::Valid(id)
         );
         assert_eq!(m.read_cookie(std::iter::empty()), CookieState::Missing);
+    }
+
+    #[tokio::test]
+    async fn the_list_is_newest_first_and_logins_of_one_second_in_session_id_order() {
+        let store = Arc::new(MemoryStore::new());
+        let m = SessionManager::new(
+            store.clone(),
+            CookieSigner::new(SigningKey::random(), None),
+            SessionConfig {
+                idle_ttl: Duration::from_secs(900),
+                absolute_ttl: Duration::from_secs(43_200),
+                cookie_name: "session_id".into(),
+                cookie_secure: true,
+                same_site: SameSite::Lax,
+                deadline: None,
+            },
+        );
+        let now = now_ms() / 1000;
+        let record = |created_at| SessionData {
+            user: "alice".into(),
+            status: "active".into(),
+            created_at,
+            absolute_expires_at: now + 3600,
+            data: AppData::empty(),
+        };
+        let mut ids = Vec::new();
+        for created_at in [now - 5, now, now, now, now - 60] {
+            let id = SessionId::random();
+            store
+                .create(&id, &record(created_at), Duration::from_secs(900), None)
+                .await
+                .unwrap();
+            ids.push((created_at, id));
+        }
+        let current = ActiveSession {
+            id: ids[0].1,
+            data: record(now - 5),
+        };
+        let listed: Vec<(u64, SessionId)> = m
+            .list(&current)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.created_at, s.id))
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        assert_eq!(listed, ids);
     }
 
     proptest! {

@@ -9,6 +9,7 @@ use tokio::{sync::Mutex, time::Instant};
 
 use super::{FailureKind, SessionError};
 use crate::store::StoreError;
+use crate::telemetry::ErrorChain;
 
 /// How long one check answers the probes.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
@@ -61,16 +62,9 @@ impl Readiness {
 
 /// The causes below `error`, for the log line of a cached failure.
 fn causes(error: &SessionError) -> String {
-    let mut text = String::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    std::error::Error::source(error)
+        .map(|cause| ErrorChain(cause).to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use actix_web::{
     http::header::{HeaderValue, InvalidHeaderValue},
 };
 
-use super::cookie::{CookieSigner, SIGNED_LEN};
-use crate::store::SessionId;
+use super::signing::{CookieSigner, SIGNED_LEN};
+use crate::domain::SessionId;
 
 /// Renders the session cookie for one set of attributes.
 #[derive(Debug, Clone)]

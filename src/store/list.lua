@@ -1,7 +1,7 @@
 -- Reads what a listing shows of a user's sessions, without sending their data: for each
 -- record in KEYS, its `created_at` and `absolute_expires_at`. Run by EVALSHA/EVAL from
 -- src/store/upstash.rs (UpstashStore::list_user); the Rust twin the tests' fake runs is in
--- tests/api/fake_upstash.rs. It only reads.
+-- tests/api/support/fake_upstash.rs. It only reads.
 --
 -- KEYS the session keys. ARGV[1] the user name as a JSON string, escaped as serde_json writes
 -- it: records are written by serde_json, and merge.lua keeps the text of the members it does

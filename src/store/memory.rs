@@ -28,6 +28,8 @@ use std::{
 use async_trait::async_trait;
 use tokio::{sync::Notify, time::Instant};
 
+use crate::sync::LockIgnoringPoison;
+
 use super::{
     AppData, Created, ListedSession, MemoryUsage, Merged, SessionData, SessionId, SessionStore,
     StoreError,
@@ -195,9 +197,7 @@ impl MemoryStore {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that
-        // matters more than refusing service; keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_ignoring_poison()
     }
 
     /// Removes up to a batch of expired sessions; returns the next deadline, if any, and

@@ -1,6 +1,6 @@
 -- Merges a JSON merge patch (RFC 7396) into the `data` of one session record, atomically.
 -- Run by EVALSHA/EVAL from src/store/upstash.rs; the Rust twin is AppData::merge in
--- src/store/data.rs, and the store suite checks that both give the same bytes.
+-- src/domain/app_data.rs, and the store suite checks that both give the same bytes.
 --
 -- KEYS[1] the session key. ARGV[1] the patch: a JSON object in canonical form (compact,
 -- keys escaped as serde_json writes them, no duplicate keys), so equal keys are equal bytes.

@@ -5,18 +5,19 @@
 //! signing. Every operation is atomic with respect to the others on the same session: a
 //! deleted session can never be brought back by a concurrent read.
 
-pub mod data;
 pub mod memory;
 pub mod upstash;
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
-pub use data::{AppData, DataError, DEFAULT_MAX_DATA_BYTES, MAX_DEPTH};
+// The value types the store speaks in live in `domain`; re-exported here so that
+// `store::{SessionId, SessionData, AppData, ...}` keeps naming them.
+pub use crate::domain::app_data as data;
+pub use crate::domain::{
+    AppData, DataError, SessionData, SessionId, DEFAULT_MAX_DATA_BYTES, MAX_DEPTH,
+};
 pub use memory::MemoryStore;
 pub use upstash::UpstashStore;
 
@@ -25,76 +26,6 @@ pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// A boxed error cause, kept for logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// A session id: a random (version 4) UUID.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Uuid);
-
-impl SessionId {
-    /// The smallest id, for range bounds.
-    pub const MIN: SessionId = SessionId(Uuid::nil());
-    /// The largest id, for range bounds.
-    pub const MAX: SessionId = SessionId(Uuid::max());
-
-    /// A fresh random id (122 random bits from the OS generator).
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
-    }
-
-    /// Parses the canonical lower-case hyphenated form of a version 4 UUID, and nothing else:
-    /// no braces, no upper case, no URN prefix, no other version.
-    pub fn parse(s: &str) -> Option<Self> {
-        if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
-        let uuid = Uuid::try_parse(s).ok()?;
-        (uuid.get_version_num() == 4 && uuid.get_variant() == uuid::Variant::RFC4122)
-            .then_some(Self(uuid))
-    }
-
-    /// The canonical text form, without allocating.
-    pub fn encode<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
-        self.0.hyphenated().encode_lower(buf)
-    }
-
-    /// A short, stable, non-reversible tag for logs (first 12 hex digits of SHA-256).
-    pub fn log_tag(&self) -> String {
-        let mut buf = [0u8; 36];
-        let digest = Sha256::digest(self.encode(&mut buf).as_bytes());
-        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
-
-impl fmt::Debug for SessionId {
-    /// Never prints the id itself: ids are bearer credentials.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({})", self.log_tag())
-    }
-}
-
-/// What a session holds: the stored record (the API shows it through its own type).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionData {
-    /// The user name given at login.
-    pub user: String,
-    /// Always `"active"` for a live session.
-    pub status: String,
-    /// Login time, unix seconds.
-    pub created_at: u64,
-    /// End of the absolute lifetime, unix seconds: the session ends then however it is used.
-    pub absolute_expires_at: u64,
-    /// The application's own data: a JSON object, `{}` when nothing was stored (and in
-    /// records written before sessions carried data). Numbers keep the digits they were
-    /// sent with.
-    #[serde(default)]
-    pub data: AppData,
-}
 
 /// What a listing shows of one session ([`SessionStore::list_user`]): no data, so what a
 /// listing reads and transfers does not grow with the sessions' data.
@@ -233,39 +164,5 @@ pub trait SessionStore: Send + Sync + 'static {
     /// holds them in this process's memory.
     fn memory_usage(&self) -> Option<MemoryUsage> {
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_canonical_v4_uuids_parse() {
-        let id = SessionId::random();
-        assert_eq!(SessionId::parse(&id.to_string()), Some(id));
-        for bad in [
-            "",
-            "*",
-            "session:*",
-            "not-a-uuid",
-            "6F9619FF-8B86-4011-B42D-00CF4FC964FF",
-            "{6f9619ff-8b86-4011-b42d-00cf4fc964ff}",
-            "6f9619ff8b864011b42d00cf4fc964ff",
-            "6f9619ff-8b86-1011-b42d-00cf4fc964ff",
-            "6f9619ff-8b86-4011-b42d-00cf4fc964f%",
-            "urn:uuid:6f9619ff-8b86-4011-b42d-00cf4fc964ff",
-        ] {
-            assert_eq!(SessionId::parse(bad), None, "{bad}");
-        }
-        assert!(SessionId::parse("6f9619ff-8b86-4011-b42d-00cf4fc964ff").is_some());
-    }
-
-    #[test]
-    fn debug_and_log_tag_never_show_the_id() {
-        let id = SessionId::random();
-        let text = id.to_string();
-        assert!(!format!("{id:?}").contains(&text[..8]));
-        assert_eq!(id.log_tag().len(), 12);
     }
 }

@@ -18,7 +18,7 @@
 
 use std::{
     sync::{Arc, LazyLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -27,6 +27,7 @@ use sha1::{Digest, Sha1};
 use super::{
     AppData, Created, ListedSession, Merged, SessionData, SessionId, SessionStore, StoreError,
 };
+use crate::domain::clock::unix_seconds as unix_now;
 use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
 
 /// The Lua script of [`SessionStore::merge`]: reads the record, refuses a missing or
@@ -117,8 +118,7 @@ impl UpstashStore {
                 &Command::new("ZRANGE").arg(index).arg("0").arg("-1"),
                 RetryPolicy::Idempotent,
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         let ids = ids_of(members, "ZRANGE")?;
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
@@ -131,8 +131,7 @@ impl UpstashStore {
         let mut items = self
             .client
             .transaction(&exists, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
+            .await?;
         let (mut live, mut dead) = (Vec::new(), Vec::new());
         for (i, id) in ids.into_iter().enumerate() {
             match item(&mut items, i, "EXISTS")?.as_int() {
@@ -175,8 +174,7 @@ impl UpstashStore {
         let mut items = self
             .client
             .transaction(&commands, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
+            .await?;
         for (i, command) in commands.iter().enumerate() {
             item(&mut items, i, command.name())?;
         }
@@ -213,7 +211,7 @@ impl UpstashStore {
             }
             other => other,
         }
-        .map_err(map_err)
+        .map_err(StoreError::from)
     }
 
     /// The client, for callers that need raw access (health checks, tools).
@@ -234,18 +232,15 @@ fn user_key(user: &str) -> String {
     format!("user_sessions:{user}")
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn map_err(error: UpstashError) -> StoreError {
-    match error {
-        UpstashError::Timeout(_) => StoreError::Timeout(Box::new(error)),
-        UpstashError::OverBudget { .. } => StoreError::OverBudget(Box::new(error)),
-        other => StoreError::Unavailable(Box::new(other)),
+impl From<UpstashError> for StoreError {
+    /// An Upstash call that ran out of time is a store timeout, one the command budget refused
+    /// is over budget; any other failure leaves the store unavailable.
+    fn from(error: UpstashError) -> Self {
+        match error {
+            UpstashError::Timeout(_) => StoreError::Timeout(Box::new(error)),
+            UpstashError::OverBudget { .. } => StoreError::OverBudget(Box::new(error)),
+            other => StoreError::Unavailable(Box::new(other)),
+        }
     }
 }
 
@@ -262,7 +257,7 @@ fn item(items: &mut [Result<Reply, String>], i: usize, what: &str) -> Result<Rep
         .map(|r| std::mem::replace(r, Ok(Reply::Nil)))
     {
         Some(Ok(reply)) => Ok(reply),
-        Some(Err(message)) => Err(map_err(UpstashError::Command(format!("{what}: {message}")))),
+        Some(Err(message)) => Err(UpstashError::Command(format!("{what}: {message}")).into()),
         None => Err(unexpected(what, "missing item")),
     }
 }
@@ -359,8 +354,7 @@ impl SessionStore for UpstashStore {
         let mut items = self
             .client
             .transaction(&commands, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
+            .await?;
         let held = item(&mut items, zcard_at, "ZCARD")?
             .as_int()
             .unwrap_or(0)
@@ -393,8 +387,7 @@ impl SessionStore for UpstashStore {
                         &Command::new("GET").arg(key.as_str()),
                         RetryPolicy::Idempotent,
                     )
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
                 if existing.as_str() == Some(json.as_str()) {
                     return Ok(Created::Created);
                 }
@@ -404,8 +397,7 @@ impl SessionStore for UpstashStore {
                         &Command::new("ZREM").arg(index.as_str()).arg(member),
                         RetryPolicy::Idempotent,
                     )
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
                 Ok(Created::IdTaken)
             }
             other => Err(unexpected("SET", other)),
@@ -427,8 +419,7 @@ impl SessionStore for UpstashStore {
             self.client.command_coalesced(&getex).await
         } else {
             self.client.command(&getex, RetryPolicy::Idempotent).await
-        }
-        .map_err(map_err)?;
+        }?;
         match reply {
             Reply::Nil => Ok(None),
             Reply::Str(json) => parse_record(&json).map(Some),
@@ -484,8 +475,7 @@ impl SessionStore for UpstashStore {
                 &Command::new("DEL").arg(session_key(id)),
                 RetryPolicy::Idempotent,
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         match reply.as_int() {
             Some(n) => Ok(n > 0),
             None => Err(unexpected("DEL", reply)),
@@ -507,8 +497,7 @@ impl SessionStore for UpstashStore {
         let mut items = self
             .client
             .transaction(&commands, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
+            .await?;
         item(&mut items, 0, "ZREMRANGEBYSCORE")?;
         let ids = ids_of(item(&mut items, 1, "ZRANGE")?, "ZRANGE")?;
         if ids.is_empty() {
@@ -565,8 +554,7 @@ impl SessionStore for UpstashStore {
         let mut items = self
             .client
             .transaction(&commands, RetryPolicy::Idempotent)
-            .await
-            .map_err(map_err)?;
+            .await?;
         let indexed = !item(&mut items, 0, "ZSCORE")?.is_nil();
         let live = item(&mut items, 1, "EXISTS")?.as_int().unwrap_or(0) > 0;
         if !indexed {
@@ -593,7 +581,7 @@ impl SessionStore for UpstashStore {
             .command(&Command::new("PING"), RetryPolicy::Once)
             .await
             .map(|_| ())
-            .map_err(map_err)
+            .map_err(StoreError::from)
     }
 
     fn backend(&self) -> &'static str {

@@ -16,6 +16,7 @@ use thread_local::ThreadLocal;
 use tokio::sync::oneshot;
 
 use super::{error::UpstashError, reply::Reply};
+use crate::sync::LockIgnoringPoison;
 
 /// Most commands in one pipeline request; more go in further requests, in parallel.
 pub const MAX_BATCH: usize = 128;
@@ -53,7 +54,7 @@ impl Batches {
         let (sender, receiver) = oneshot::channel();
         let batch = self.0.get_or_default().clone();
         let spawn = {
-            let mut queued = lock(&batch);
+            let mut queued = batch.lock_ignoring_poison();
             queued.commands.push((body, sender, caller));
             !std::mem::replace(&mut queued.scheduled, true)
         };
@@ -68,7 +69,7 @@ impl Batches {
 pub(super) async fn take(batch: &Mutex<Batch>) -> Vec<Vec<Queued>> {
     tokio::task::yield_now().await;
     let mut commands = {
-        let mut queued = lock(batch);
+        let mut queued = batch.lock_ignoring_poison();
         queued.scheduled = false;
         std::mem::take(&mut queued.commands)
     };
@@ -113,8 +114,4 @@ pub(super) fn deliver(
             }
         }
     }
-}
-
-fn lock(batch: &Mutex<Batch>) -> std::sync::MutexGuard<'_, Batch> {
-    batch.lock().unwrap_or_else(|p| p.into_inner())
 }

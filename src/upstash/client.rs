@@ -10,18 +10,20 @@
 //! With traces on, each HTTP request to Upstash (retries included) is one client span
 //! (`crate::traces::client_span`): command names, status, retries; never a key or value.
 //! Nothing about the trace is sent to Upstash (no `traceparent`).
+//!
+//! The retry loop every call goes through is in `client/retry.rs`, the TLS set-up in
+//! `client/tls.rs`.
+
+mod retry;
+mod tls;
 
 use std::{
     num::NonZeroU32,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, OnceLock,
-    },
-    time::{Duration, Instant},
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
 };
 
 use bytes::Bytes;
-use rand::Rng;
 use reqwest::{
     header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
     StatusCode, Url,
@@ -29,7 +31,9 @@ use reqwest::{
 use rustls::pki_types::CertificateDer;
 use thread_local::ThreadLocal;
 
+use crate::sync::LockIgnoringPoison;
 use crate::traces;
+use tls::{tls_config, HandshakeCounter};
 
 use super::{
     batch::{self, Batches},
@@ -342,122 +346,6 @@ impl UpstashClient {
         self.root.host_str().unwrap_or("")
     }
 
-    /// Sends `body` to `url` and parses the answer until that succeeds, fails for good, or
-    /// the budget is spent, inside the request's client span when traces are on.
-    async fn call<T>(
-        &self,
-        url: &Url,
-        endpoint: &'static str,
-        body: Bytes,
-        retry: RetryPolicy,
-        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
-    ) -> Result<T, UpstashError> {
-        if !traces::enabled() {
-            return self
-                .attempts(url, endpoint, body, retry, parse, &mut 0)
-                .await;
-        }
-        let span = traces::client_span(endpoint, &body, self.host());
-        self.traced(span, url, endpoint, body, retry, parse).await
-    }
-
-    /// [`Self::call`] in `span`, which gets the retries and the outcome.
-    async fn traced<T>(
-        &self,
-        span: tracing::Span,
-        url: &Url,
-        endpoint: &'static str,
-        body: Bytes,
-        retry: RetryPolicy,
-        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
-    ) -> Result<T, UpstashError> {
-        use tracing::Instrument;
-        let mut tried = 0;
-        let result = self
-            .attempts(url, endpoint, body, retry, parse, &mut tried)
-            .instrument(span.clone())
-            .await;
-        let error = result.as_ref().err().map(UpstashError::kind);
-        traces::record_call(&span, tried.saturating_sub(1), error);
-        result
-    }
-
-    /// The attempts of one call; `tried` counts them. A body that is not JSON counts as a
-    /// failed attempt.
-    async fn attempts<T>(
-        &self,
-        url: &Url,
-        endpoint: &'static str,
-        body: Bytes,
-        retry: RetryPolicy,
-        parse: impl Fn(&[u8]) -> Result<T, UpstashError>,
-        tried: &mut u32,
-    ) -> Result<T, UpstashError> {
-        let start = Instant::now();
-        let deadline = start + self.config.timeout;
-        let mut attempt: u32 = 0;
-        // The latest failure that says more than "no answer in time" (a refused connection,
-        // a handshake that timed out, a 5xx): reported instead of a bare timeout when the
-        // budget runs out, so the log names the cause.
-        let mut cause: Option<UpstashError> = None;
-        loop {
-            attempt += 1;
-            *tried = attempt;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(finalize(
-                    UpstashError::Timeout(self.config.timeout),
-                    cause,
-                    deadline,
-                    self.config.timeout,
-                ));
-            }
-            let budget = remaining.min(self.config.attempt_timeout);
-            let sent = Instant::now();
-            let outcome = match tokio::time::timeout(budget, self.attempt(url, body.clone())).await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => Err(UpstashError::Timeout(budget)),
-            };
-            if let Some(metrics) = &self.metrics {
-                metrics
-                    .duration
-                    .with_label_values(&[endpoint])
-                    .observe(sent.elapsed().as_secs_f64());
-            }
-            let error = match outcome.and_then(|bytes| parse(&bytes)) {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            if let Some(metrics) = &self.metrics {
-                metrics.errors.with_label_values(&[error.kind()]).inc();
-            }
-            let may_retry = retry == RetryPolicy::Idempotent
-                && error.is_retryable()
-                && attempt < self.config.max_attempts;
-            if !may_retry {
-                return Err(finalize(error, cause, deadline, self.config.timeout));
-            }
-            let delay = error.retry_after().unwrap_or_else(|| self.backoff(attempt));
-            if Instant::now() + delay >= deadline {
-                return Err(finalize(error, cause, deadline, self.config.timeout));
-            }
-            tracing::debug!(
-                attempt,
-                kind = error.kind(),
-                delay_ms = delay.as_millis() as u64,
-                "retrying Upstash call"
-            );
-            if let Some(metrics) = &self.metrics {
-                metrics.retries.with_label_values(&[error.kind()]).inc();
-            }
-            if !matches!(error, UpstashError::Timeout(_)) {
-                cause = Some(error);
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-
     /// One HTTP exchange.
     async fn attempt(&self, url: &Url, body: Bytes) -> Result<Bytes, UpstashError> {
         let http = self.pool()?;
@@ -520,29 +408,12 @@ impl UpstashClient {
             .get_or_try(|| http_client(&self.config, &self.tls))
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.config.backoff_max);
-        // Equal jitter: uniform in [exp/2, exp].
-        let half = exp / 2;
-        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
-    }
-
     fn current_sync_token(&self) -> Option<HeaderValue> {
-        match self.sync_token.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.sync_token.lock_ignoring_poison().clone()
     }
 
     fn store_sync_token(&self, token: HeaderValue) {
-        match self.sync_token.lock() {
-            Ok(mut guard) => *guard = Some(token),
-            Err(poisoned) => *poisoned.into_inner() = Some(token),
-        }
+        *self.sync_token.lock_ignoring_poison() = Some(token);
     }
 }
 
@@ -607,86 +478,6 @@ async fn read_bounded(
 /// balancers, so the pool rarely offers a connection the server is about to close.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 
-/// TLS for the REST endpoint: the public web PKI roots (Mozilla's, compiled in, so a
-/// container without a CA bundle works) plus `extra_roots`; ALPN offers HTTP/2 then
-/// HTTP/1.1; TLS 1.2 and 1.3 with rustls' safe defaults and session resumption.
-fn tls_config(
-    extra_roots: &[CertificateDer<'static>],
-    handshakes: Arc<HandshakeCounter>,
-) -> Result<rustls::ClientConfig, UpstashError> {
-    let roots = root_store(extra_roots)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| UpstashError::Protocol(format!("TLS set-up failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tls.key_log = handshakes;
-    Ok(tls)
-}
-
-/// The public roots, plus `extra_roots`.
-fn root_store(
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<rustls::RootCertStore, UpstashError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for certificate in extra_roots {
-        roots.add(certificate.clone()).map_err(|e| {
-            UpstashError::Protocol(format!("a trusted certificate is not usable: {e}"))
-        })?;
-    }
-    Ok(roots)
-}
-
-/// Counts completed TLS handshakes. rustls reports each handshake to the configured
-/// [`rustls::KeyLog`] by the names of the secrets it derives; this one asks only for the
-/// name of the secret every completed handshake derives last (TLS 1.3's client application
-/// secret, TLS 1.2's master secret) and keeps nothing but the count.
-#[derive(Debug, Default)]
-struct HandshakeCounter {
-    count: AtomicU64,
-    metric: OnceLock<prometheus::IntCounter>,
-}
-
-impl rustls::KeyLog for HandshakeCounter {
-    fn will_log(&self, label: &str) -> bool {
-        label == "CLIENT_TRAFFIC_SECRET_0" || label == "CLIENT_RANDOM"
-    }
-
-    fn log(&self, label: &str, _client_random: &[u8], _secret: &[u8]) {
-        if self.will_log(label) {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            if let Some(metric) = self.metric.get() {
-                metric.inc();
-            }
-        }
-    }
-}
-
-/// A failure found with no budget left to retry is reported as the timeout it amounts to
-/// only when the deadline is really spent; otherwise the cause itself is kept.
-///
-/// A last attempt cut short by the deadline says less than the failure before it (`cause`):
-/// that one is reported then.
-fn finalize(
-    error: UpstashError,
-    cause: Option<UpstashError>,
-    deadline: Instant,
-    timeout: Duration,
-) -> UpstashError {
-    match (error, cause) {
-        // Only a failure to connect says more than the timeout: after a 5xx, an attempt that
-        // then hung is still a store that did not answer in time.
-        (UpstashError::Timeout(_), Some(cause @ UpstashError::Transport(_))) => cause,
-        (UpstashError::Timeout(_), None) if Instant::now() >= deadline => {
-            UpstashError::Timeout(timeout)
-        }
-        (other, _) => other,
-    }
-}
-
 fn serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, UpstashError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
@@ -704,22 +495,5 @@ fn check_len(
             "expected {expected} results, got {}",
             items.len()
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_private_ca_is_added_to_the_public_roots_not_put_in_their_place() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&key).unwrap().der().clone();
-        let public = webpki_roots::TLS_SERVER_ROOTS.len();
-        assert!(public > 100);
-        assert_eq!(root_store(&[]).unwrap().len(), public);
-        assert_eq!(root_store(&[ca]).unwrap().len(), public + 1);
     }
 }

@@ -18,6 +18,23 @@ pub struct UpstashMetrics {
 impl UpstashMetrics {
     /// Creates the instruments and registers them on `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self::unregistered()?;
+        metrics.register_on(registry)?;
+        Ok(metrics)
+    }
+
+    /// Registers the instruments on `registry` (once): the service does so only when it runs
+    /// on Upstash, so the memory store's `/metrics` carries no `upstash_*` series.
+    pub fn register_on(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.tls_handshakes.clone()))?;
+        registry.register(Box::new(self.commands.clone()))?;
+        registry.register(Box::new(self.duration.clone()))?;
+        registry.register(Box::new(self.errors.clone()))?;
+        registry.register(Box::new(self.retries.clone()))
+    }
+
+    /// Creates the instruments without registering them anywhere.
+    pub fn unregistered() -> prometheus::Result<Self> {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "upstash_request_duration_seconds",
@@ -51,11 +68,6 @@ impl UpstashMetrics {
             ),
             &["command"],
         )?;
-        registry.register(Box::new(tls_handshakes.clone()))?;
-        registry.register(Box::new(commands.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(errors.clone()))?;
-        registry.register(Box::new(retries.clone()))?;
         Ok(Self {
             duration,
             errors,

@@ -956,9 +956,10 @@ async fn the_default_prefix_stays_apart_from_the_services_own_keys() {
     assert_eq!(keys[0].len(), DEFAULT_KEY_PREFIX.len() + 64);
 }
 
-#[actix_web::test]
-async fn the_example_app_counts_visits_and_logs_a_user_in_and_out() {
-    let target = Target::fake().await;
+/// The example app (examples/actix_session_upstash.rs) walked like a browser: visits are
+/// counted, a user logs in and out, and the session key appears with the 30-minute TTL and
+/// goes away on logout. Against upstash-on-redis too, under scripts/e2e-store.sh.
+async fn the_example_app_counts_visits_and_logs_a_user_in_and_out(target: Target) {
     let store = UpstashSessionStore::builder(target.client_with(Duration::from_secs(3)))
         .key_prefix(target.prefix.clone())
         .build();
@@ -985,4 +986,20 @@ async fn the_example_app_counts_visits_and_logs_a_user_in_and_out() {
     assert_eq!(target.keys().await, Vec::<String>::new());
     let seen = browser.go(&app, get("/")).await.json();
     assert_eq!(seen, serde_json::json!({ "visits": 1, "user": null }));
+}
+
+mod the_example_app_counts_visits_and_logs_a_user_in_and_out {
+    use super::Target;
+
+    #[actix_web::test]
+    async fn on_the_fake() {
+        super::the_example_app_counts_visits_and_logs_a_user_in_and_out(Target::fake().await).await;
+    }
+
+    #[actix_web::test]
+    async fn on_upstash_on_redis() {
+        if let Some(target) = Target::e2e() {
+            super::the_example_app_counts_visits_and_logs_a_user_in_and_out(target).await;
+        }
+    }
 }

@@ -166,6 +166,87 @@ fn a_malformed_env_file_line_stops_the_binary_naming_the_file_and_line() {
     );
 }
 
+#[test]
+fn an_unclosed_quote_in_the_env_file_is_named_as_such_on_its_line() {
+    let dir =
+        std::env::temp_dir().join(format!("upstash-sessions-dotenv-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "# settings\n\nHOST=127.0.0.1\nSESSION_SECRET=\"never-shown-secret-never-shown\nPORT=8129\n",
+    )
+    .unwrap();
+    let output = binary(&[]).current_dir(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(".env: line 4 opens a quote that is never closed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("never-shown"), "{stderr}");
+}
+
+/// Runs the binary to its end, or fails the test after 30 s (a binary that serves instead
+/// of answering never ends by itself).
+fn run_to_end(command: &mut Command) -> (Option<i32>, String, String) {
+    let mut child = command.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the binary did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn help_says_what_the_binary_is_and_lists_every_setting_with_its_default() {
+    for flag in ["--help", "-h"] {
+        let port = free_port().to_string();
+        let (code, stdout, stderr) = run_to_end(binary(&[("PORT", &port)]).arg(flag));
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.starts_with("upstash-sessions "), "{stdout}");
+        assert!(stdout.contains("Usage: upstash-sessions"), "{stdout}");
+        for variable in upstash_sessions::settings::VARIABLES {
+            assert!(stdout.contains(variable.name), "{} missing", variable.name);
+        }
+        assert!(stdout.contains("  PORT=8000\n"), "{stdout}");
+        assert!(stdout.contains("  SESSION_TTL_SECONDS=900\n"), "{stdout}");
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let (code, stdout, _) = run_to_end(binary(&[]).arg("--version"));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout,
+        format!("upstash-sessions {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn an_unknown_argument_is_a_usage_error_with_exit_code_2() {
+    for argument in ["--port=9000", "serve", "-x"] {
+        let (code, stdout, stderr) = run_to_end(binary(&[]).arg(argument));
+        assert_eq!(code, Some(2), "{argument}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("unknown argument"), "{stderr}");
+        assert!(stderr.contains("--help"), "{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn logs_never_carry_session_ids_cookies_or_the_token() {
     let fake = FakeUpstash::start().await;
@@ -349,7 +430,7 @@ fn every_setting_is_in_env_example_and_the_readme_table() {
     let root = env!("CARGO_MANIFEST_DIR");
     let example = std::fs::read_to_string(format!("{root}/.env.example")).unwrap();
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-    for var in upstash_sessions::settings::VARIABLES {
+    for var in upstash_sessions::settings::VARIABLES.iter().map(|v| v.name) {
         assert!(example.contains(var), "{var} missing from .env.example");
         assert!(
             readme.contains(&format!("| `{var}` |")),

@@ -18,7 +18,7 @@ const SECRET_B: &str = "secret-b-secret-b-secret-b-secret-b-0002";
 async fn a_tampered_cookie_is_404_and_costs_no_store_request(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let (_, cookie) = app.login("alice").await;
-    let requests = app.upstash_requests();
+    let requests = app.upstash_count();
     let (name_id, tag) = cookie.split_once('.').unwrap();
     // Another id with the same tag, and the same id with a flipped tag bit.
     let other_id = format!("session_id={}.{tag}", uuid::Uuid::new_v4());
@@ -28,7 +28,7 @@ async fn a_tampered_cookie_is_404_and_costs_no_store_request(backend: Backend) {
     for forged in [other_id, flipped, format!("session_id={}", id_of(&cookie))] {
         assert_eq!(app.profile(Some(&forged)).await.status(), 404, "{forged}");
     }
-    assert_eq!(app.upstash_requests(), requests);
+    app.assert_upstash_requests_since(requests, 0);
     assert_eq!(app.profile(Some(&cookie)).await.status(), 200);
 }
 
@@ -137,11 +137,9 @@ async fn a_planted_ended_session_cookie_does_not_lock_the_user_out(backend: Back
         assert_eq!(app.get(path, Some(&both)).await.status(), 200, "{path}");
     }
     // A single cookie still costs one store request.
-    let before = app.upstash_requests();
+    let before = app.upstash_count();
     assert_eq!(app.profile(Some(&live)).await.status(), 200);
-    if backend == Backend::Upstash {
-        assert_eq!(app.upstash_requests(), before + 1);
-    }
+    app.assert_upstash_requests_since(before, 1);
     // Logging in again with both rotates the live one too: no session is left behind.
     let response = app.post_login(r#"{"username":"alice"}"#, Some(&both)).await;
     let fresh = session_cookie(&response).unwrap();
@@ -415,12 +413,12 @@ async fn a_request_is_read_with_at_most_four_verified_cookies() {
     let (_, live) = app.login("alice").await;
     // Three planted cookies before the user's own: still found, one store request each.
     let few = format!("{}; {live}", dead[..3].join("; "));
-    let before = app.upstash_requests();
+    let before = app.upstash_count();
     assert_eq!(app.profile(Some(&few)).await.status(), 200);
-    assert_eq!(app.upstash_requests(), before + 4);
+    app.assert_upstash_requests_since(before, 4);
     // Forty: only the first four are read, so the request costs four store requests, not 41.
     let many = format!("{}; {live}", dead.join("; "));
-    let before = app.upstash_requests();
+    let before = app.upstash_count();
     assert_eq!(app.profile(Some(&many)).await.status(), 404);
-    assert_eq!(app.upstash_requests(), before + 4);
+    app.assert_upstash_requests_since(before, 4);
 }

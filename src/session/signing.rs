@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::store::SessionId;
+use crate::domain::SessionId;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -2,72 +2,353 @@
 //! validated at start. An invalid value is one [`SettingsError`] line naming the variable and
 //! what it accepts; secrets are wrapped in [`SecretString`] so they never reach a log.
 
-use std::{num::NonZeroU32, path::PathBuf, time::Duration};
+//!
+//! The files: this one holds the types, their defaults and [`VARIABLES`], the one table of
+//! variables (`--help` prints it); `env` reads them from the environment; `validate` checks
+//! single values (URLs, origins, certificates, secrets, cookie attributes); `dotenv` loads
+//! a `.env` file.
+
+mod dotenv;
+mod env;
+mod validate;
+
+use std::{num::NonZeroU32, time::Duration};
 
 use actix_web::cookie::SameSite;
-use rustls::pki_types::{pem::PemObject, CertificateDer};
+use rustls::pki_types::CertificateDer;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::ratelimit::{Rate, TrustedProxies};
 
-/// Every variable the service reads, for docs and `.env.example` checks.
-pub const VARIABLES: &[&str] = &[
-    "UPSTASH_REDIS_REST_URL",
-    "UPSTASH_REDIS_REST_TOKEN",
-    "UPSTASH_TIMEOUT_MS",
-    "UPSTASH_AUTO_PIPELINE",
-    "UPSTASH_CA_CERT",
-    "SSL_CERT_FILE",
-    "UPSTASH_ALLOW_INSECURE_HTTP",
-    "UPSTASH_WARM_POOL",
-    "HOST",
-    "PORT",
-    "SESSION_TTL_SECONDS",
-    "SESSION_ABSOLUTE_TTL_SECONDS",
-    "SESSION_SECRET",
-    "SESSION_SECRET_PREVIOUS",
-    "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
-    "MAX_SESSIONS_PER_USER",
-    "SESSION_DATA_MAX_BYTES",
-    "MEMORY_STORE_MAX_BYTES",
-    "COOKIE_NAME",
-    "COOKIE_SECURE",
-    "COOKIE_SAMESITE",
-    "WORKERS",
-    "SHUTDOWN_TIMEOUT_SECONDS",
-    "REQUEST_BODY_TIMEOUT_MS",
-    "METRICS",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "CORS_ALLOWED_ORIGINS",
-    "PUBLIC_ORIGIN",
-    "RATE_LIMIT_LOGIN",
-    "RATE_LIMIT_REQUESTS",
-    "RATE_LIMIT_MAX_CLIENTS",
-    "TRUSTED_PROXIES",
-    "UPSTASH_MAX_COMMANDS_PER_SECOND",
-    // Traces: the OpenTelemetry specification's names (crate::traces::VARIABLES, same order).
-    "OTEL_SDK_DISABLED",
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-    "OTEL_BSP_SCHEDULE_DELAY",
-    "OTEL_BSP_EXPORT_TIMEOUT",
-    "OTEL_BSP_MAX_QUEUE_SIZE",
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+pub use dotenv::{load_dotenv, DotenvError};
+pub use validate::{is_loopback, redact_url};
+
+/// One environment variable the service reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    /// The name, as set in the environment.
+    pub name: &'static str,
+    /// What it sets, in a few words.
+    pub meaning: &'static str,
+    /// Its default, in words, rendered from [`Settings::default`] where it is one.
+    pub default: fn(&Settings) -> String,
+}
+
+/// "unset", with what that means.
+macro_rules! unset {
+    ($meaning:literal) => {
+        |_| concat!("unset: ", $meaning).to_owned()
+    };
+}
+
+/// Every variable the service reads, with its default: the one table behind `--help`, and the
+/// list `.env.example` and the README's settings table are checked against.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "UPSTASH_REDIS_REST_URL",
+        meaning: "the Upstash REST endpoint, https://... (with the token: both or neither)",
+        default: unset!("the in-memory store"),
+    },
+    Variable {
+        name: "UPSTASH_REDIS_REST_TOKEN",
+        meaning: "the Upstash REST token",
+        default: unset!("the in-memory store"),
+    },
+    Variable {
+        name: "UPSTASH_TIMEOUT_MS",
+        meaning: "budget of one request's Upstash work, retries included, in milliseconds",
+        default: |s| s.upstash_timeout.as_millis().to_string(),
+    },
+    Variable {
+        name: "UPSTASH_AUTO_PIPELINE",
+        meaning: "concurrent session reads share /pipeline requests",
+        default: |s| s.upstash_auto_pipeline.to_string(),
+    },
+    Variable {
+        name: "UPSTASH_CA_CERT",
+        meaning: "PEM file of CAs trusted for Upstash besides the public roots",
+        default: unset!("the public roots only"),
+    },
+    Variable {
+        name: "SSL_CERT_FILE",
+        meaning: "read as UPSTASH_CA_CERT is, when Upstash is used",
+        default: unset!("the public roots only"),
+    },
+    Variable {
+        name: "UPSTASH_ALLOW_INSECURE_HTTP",
+        meaning: "allow an http:// Upstash URL to a host that is not loopback",
+        default: |_| "false".to_owned(),
+    },
+    Variable {
+        name: "UPSTASH_WARM_POOL",
+        meaning: "each worker opens its Upstash connection at start",
+        default: |s| s.upstash_warm_pool.to_string(),
+    },
+    Variable {
+        name: "HOST",
+        meaning: "the address to listen on",
+        default: |s| s.host.clone(),
+    },
+    Variable {
+        name: "PORT",
+        meaning: "the port to listen on",
+        default: |s| s.port.to_string(),
+    },
+    Variable {
+        name: "SESSION_TTL_SECONDS",
+        meaning: "idle expiry, slid by each read, in seconds",
+        default: |s| s.session.idle_ttl.as_secs().to_string(),
+    },
+    Variable {
+        name: "SESSION_ABSOLUTE_TTL_SECONDS",
+        meaning: "lifetime from login, never extended, in seconds",
+        default: |s| s.session.absolute_ttl.as_secs().to_string(),
+    },
+    Variable {
+        name: "SESSION_SECRET",
+        meaning: "cookie signing secret, at least 32 bytes",
+        default: unset!("derived from the Upstash token, or random per process"),
+    },
+    Variable {
+        name: "SESSION_SECRET_PREVIOUS",
+        meaning: "a previous secret, still accepted (never used to sign)",
+        default: unset!("none"),
+    },
+    Variable {
+        name: "UPSTASH_REDIS_REST_TOKEN_PREVIOUS",
+        meaning: "a previous token whose derived key is still accepted",
+        default: unset!("none"),
+    },
+    Variable {
+        name: "MAX_SESSIONS_PER_USER",
+        meaning: "most sessions one user holds; a login past it ends the oldest",
+        default: |s| s.session.max_per_user.to_string(),
+    },
+    Variable {
+        name: "SESSION_DATA_MAX_BYTES",
+        meaning: "largest serialized data of one session, in bytes",
+        default: |s| s.session.max_data_bytes.to_string(),
+    },
+    Variable {
+        name: "MEMORY_STORE_MAX_BYTES",
+        meaning: "most the in-memory store's sessions may count, in bytes (unused on Upstash)",
+        default: |s| s.memory_store_max_bytes.to_string(),
+    },
+    Variable {
+        name: "COOKIE_NAME",
+        meaning: "the session cookie's name",
+        default: |s| s.cookie.name.clone(),
+    },
+    Variable {
+        name: "COOKIE_SECURE",
+        meaning: "whether the cookie has the Secure attribute",
+        default: |s| s.cookie.secure.to_string(),
+    },
+    Variable {
+        name: "COOKIE_SAMESITE",
+        meaning: "the cookie's SameSite: lax, strict or none",
+        default: |s| s.cookie.same_site.to_string().to_ascii_lowercase(),
+    },
+    Variable {
+        name: "WORKERS",
+        meaning: "HTTP worker threads",
+        default: |s| match s.workers {
+            Some(n) => n.to_string(),
+            None => "one per CPU core".to_owned(),
+        },
+    },
+    Variable {
+        name: "SHUTDOWN_TIMEOUT_SECONDS",
+        meaning: "time in-flight requests get on SIGTERM/SIGINT, in seconds",
+        default: |s| s.shutdown_timeout.as_secs().to_string(),
+    },
+    Variable {
+        name: "REQUEST_BODY_TIMEOUT_MS",
+        meaning: "time a request body may take to arrive in full, in milliseconds (then 408)",
+        default: |s| s.request_body_timeout.as_millis().to_string(),
+    },
+    Variable {
+        name: "METRICS",
+        meaning: "serve /metrics and count requests",
+        default: |s| s.metrics.to_string(),
+    },
+    Variable {
+        name: "LOG_FORMAT",
+        meaning: "log lines as pretty text or json",
+        default: |s| match s.log_format {
+            LogFormat::Pretty => "pretty".to_owned(),
+            LogFormat::Json => "json".to_owned(),
+        },
+    },
+    Variable {
+        name: "RUST_LOG",
+        meaning: "log level filter, e.g. warn or upstash_sessions=debug,info",
+        default: |_| crate::telemetry::DEFAULT_FILTER.to_owned(),
+    },
+    Variable {
+        name: "CORS_ALLOWED_ORIGINS",
+        meaning: "comma-separated exact origins allowed to call with credentials",
+        default: unset!("CORS off"),
+    },
+    Variable {
+        name: "PUBLIC_ORIGIN",
+        meaning: "the origin browsers reach the service at, for the cross-site guard",
+        default: unset!("taken from each request"),
+    },
+    Variable {
+        name: "RATE_LIMIT_LOGIN",
+        meaning: "logins per client address: N/s, N/m or N/h, or off",
+        default: |s| rate_or_off(s.rate_limit.login),
+    },
+    Variable {
+        name: "RATE_LIMIT_REQUESTS",
+        meaning: "every other session request per client address: N/s, N/m or N/h, or off",
+        default: |s| rate_or_off(s.rate_limit.requests),
+    },
+    Variable {
+        name: "RATE_LIMIT_MAX_CLIENTS",
+        meaning: "most client addresses the rate limits track; past it the least recent go",
+        default: |s| s.rate_limit.max_clients.to_string(),
+    },
+    Variable {
+        name: "TRUSTED_PROXIES",
+        meaning: "comma-separated CIDRs of proxies whose forwarded headers name the client",
+        default: unset!("no proxy is trusted"),
+    },
+    Variable {
+        name: "UPSTASH_MAX_COMMANDS_PER_SECOND",
+        meaning: "this instance's budget of Upstash commands per second, or off",
+        default: |s| match s.upstash_max_commands_per_second {
+            Some(n) => n.to_string(),
+            None => "off".to_owned(),
+        },
+    },
+    // Traces: the OpenTelemetry specification's names, in the order of
+    // `crate::traces::VARIABLES` (docs/traces.md says more). Traces are off unless an endpoint
+    // is set, so their defaults are the specification's, not fields of `Settings`.
+    Variable {
+        name: "OTEL_SDK_DISABLED",
+        meaning: "true turns traces off",
+        default: |_| "false".to_owned(),
+    },
+    Variable {
+        name: "OTEL_TRACES_EXPORTER",
+        meaning: "otlp, or none to turn traces off",
+        default: |_| "otlp".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        meaning: "OTLP/HTTP base URL; spans go to <base>/v1/traces",
+        default: unset!("traces off"),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        meaning: "OTLP/HTTP URL for spans, used as given",
+        default: unset!("traces off"),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        meaning: "http/protobuf or http/json",
+        default: |_| "http/protobuf".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        meaning: "OTEL_EXPORTER_OTLP_PROTOCOL for spans only",
+        default: |_| "http/protobuf".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_HEADERS",
+        meaning: "name=value,... sent with each export, percent-encoded",
+        default: unset!("none"),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        meaning: "OTEL_EXPORTER_OTLP_HEADERS for spans only",
+        default: unset!("none"),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        meaning: "time one export request may take, in milliseconds",
+        default: |_| "10000".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        meaning: "OTEL_EXPORTER_OTLP_TIMEOUT for spans only",
+        default: |_| "10000".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        meaning: "none or gzip",
+        default: |_| "none".to_owned(),
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        meaning: "OTEL_EXPORTER_OTLP_COMPRESSION for spans only",
+        default: |_| "none".to_owned(),
+    },
+    Variable {
+        name: "OTEL_SERVICE_NAME",
+        meaning: "the traces' service.name",
+        default: |_| crate::traces::DEFAULT_SERVICE_NAME.to_owned(),
+    },
+    Variable {
+        name: "OTEL_RESOURCE_ATTRIBUTES",
+        meaning: "key=value,... resource attributes, percent-encoded",
+        default: unset!("none"),
+    },
+    Variable {
+        name: "OTEL_TRACES_SAMPLER",
+        meaning: "always_on, always_off, traceidratio or their parentbased_ forms",
+        default: |_| "parentbased_always_on".to_owned(),
+    },
+    Variable {
+        name: "OTEL_TRACES_SAMPLER_ARG",
+        meaning: "ratio of the *traceidratio samplers, 0 to 1",
+        default: |_| "1.0".to_owned(),
+    },
+    Variable {
+        name: "OTEL_BSP_SCHEDULE_DELAY",
+        meaning: "time between scheduled span exports, in milliseconds",
+        default: |_| "5000".to_owned(),
+    },
+    Variable {
+        name: "OTEL_BSP_EXPORT_TIMEOUT",
+        meaning: "time one span export may take, in milliseconds",
+        default: |_| "30000".to_owned(),
+    },
+    Variable {
+        name: "OTEL_BSP_MAX_QUEUE_SIZE",
+        meaning: "most spans waiting for export; past it they are dropped and counted",
+        default: |_| "2048".to_owned(),
+    },
+    Variable {
+        name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        meaning: "most spans per export request",
+        default: |_| "512".to_owned(),
+    },
 ];
+
+/// A rate as its variable spells it, or `off`.
+fn rate_or_off(rate: Option<Rate>) -> String {
+    rate.map_or_else(|| "off".to_owned(), |r| r.to_string())
+}
+
+/// The table of [`VARIABLES`] as `--help` prints it: `NAME=default` (or `NAME (unset: ..)`),
+/// then what it sets.
+pub fn describe_variables() -> String {
+    let defaults = Settings::default();
+    let mut out = String::new();
+    for variable in VARIABLES {
+        let default = (variable.default)(&defaults);
+        let shown = if default.starts_with("unset") {
+            format!("{} ({default})", variable.name)
+        } else {
+            format!("{}={default}", variable.name)
+        };
+        out.push_str(&format!("  {shown}\n      {}\n", variable.meaning));
+    }
+    out
+}
 
 /// Minimum length of `SESSION_SECRET` and `SESSION_SECRET_PREVIOUS`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -207,29 +488,46 @@ pub enum LogFormat {
 /// A setting that stops the service at start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    /// Only one of `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN` is set.
-    #[error("{missing} is not set, but {present} is: set both to use Upstash, or neither to use the in-memory store")]
+    /// Only one of `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN` is set; the other
+    /// is unset or empty.
+    #[error("{missing} is {state}, but {present} is set: set both to use Upstash, or neither to use the in-memory store")]
     UpstashHalfSet {
-        /// The variable that is not set.
+        /// The variable that is not set, or set to nothing.
         missing: &'static str,
+        /// `"not set"` or `"empty"`.
+        state: &'static str,
         /// The variable that is set.
         present: &'static str,
     },
     /// A value that cannot be parsed or is out of range.
     #[error("{var}={value:?} is invalid: {expected}")]
     Invalid {
-        /// The variable.
+        /// The variable, as the message names it.
         var: &'static str,
         /// The value (for `UPSTASH_REDIS_REST_URL`, with secrets redacted).
         value: String,
         /// What the variable accepts.
         expected: &'static str,
     },
+    /// A number that does not parse or is outside its range.
+    #[error("{var}={value:?} is invalid: {}an integer from {min} to {max}", unit.map(|u| format!("{u}, ")).unwrap_or_default())]
+    OutOfRange {
+        /// The variable, as the message names it.
+        var: &'static str,
+        /// The value, as given.
+        value: String,
+        /// What the number counts (`seconds`, `bytes`), when not a plain count.
+        unit: Option<&'static str>,
+        /// The smallest accepted.
+        min: String,
+        /// The largest accepted.
+        max: String,
+    },
     /// A malformed or too short secret (a session secret or an Upstash token); the value is
     /// never shown.
     #[error("{var} is invalid: {expected}")]
     InvalidSecret {
-        /// The variable.
+        /// The variable, as the message names it.
         var: &'static str,
         /// What the variable accepts.
         expected: &'static str,
@@ -265,7 +563,7 @@ impl Default for Settings {
                 previous_secret: None,
                 previous_token: None,
                 max_per_user: crate::store::DEFAULT_MAX_SESSIONS_PER_USER,
-                max_data_bytes: crate::store::DEFAULT_MAX_DATA_BYTES,
+                max_data_bytes: crate::domain::DEFAULT_MAX_DATA_BYTES,
             },
             cookie: CookieSettings {
                 name: "session_id".into(),
@@ -291,346 +589,7 @@ impl Default for Settings {
     }
 }
 
-/// Why the `.env` file could not be loaded. Never quotes the file's text: it holds secrets.
-#[derive(Debug, thiserror::Error)]
-pub enum DotenvError {
-    /// A line that is not `KEY=VALUE` (or a comment, or blank).
-    #[error("{path}: line {line} is not KEY=VALUE (nothing was loaded from the file)")]
-    Line {
-        /// The `.env` file's path.
-        path: String,
-        /// The bad line's number, from 1; 0 when it could not be located.
-        line: usize,
-    },
-    /// The file exists but cannot be read.
-    #[error("{path}: cannot be read: {source}")]
-    Io {
-        /// The `.env` file's path.
-        path: String,
-        /// The read error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Loads `./.env` (only from the working directory, never a parent) into the process
-/// environment when it exists; variables already set win. Returns the file loaded. The whole
-/// file is checked first: a malformed line stops the service with its line number, instead of
-/// silently dropping every line after it.
-pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
-    let Some(path) = std::env::current_dir().ok().map(|d| d.join(".env")) else {
-        return Ok(None);
-    };
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let shown = path.display().to_string();
-    let io = |source| DotenvError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let text = std::fs::read_to_string(&path).map_err(io)?;
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok(_) => {}
-            Err(dotenvy::Error::LineParse(bad, _)) => {
-                let line = text
-                    .lines()
-                    .position(|l| bad.starts_with(l.trim_end()) || l.contains(bad.trim()))
-                    .map_or(0, |i| i + 1);
-                return Err(DotenvError::Line { path: shown, line });
-            }
-            Err(dotenvy::Error::Io(source)) => return Err(io(source)),
-            Err(_) => {
-                return Err(DotenvError::Line {
-                    path: shown,
-                    line: 0,
-                })
-            }
-        }
-    }
-    dotenvy::from_read(text.as_bytes()).map_err(|_| DotenvError::Line {
-        path: shown,
-        line: 0,
-    })?;
-    Ok(Some(path))
-}
-
 impl Settings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads settings through `lookup` (a variable name → its value); empty values count as unset.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let defaults = Settings::default();
-
-        let upstash = match (
-            get("UPSTASH_REDIS_REST_URL"),
-            get("UPSTASH_REDIS_REST_TOKEN"),
-        ) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(SettingsError::UpstashHalfSet {
-                    missing: "UPSTASH_REDIS_REST_TOKEN",
-                    present: "UPSTASH_REDIS_REST_URL",
-                })
-            }
-            (None, Some(_)) => {
-                return Err(SettingsError::UpstashHalfSet {
-                    missing: "UPSTASH_REDIS_REST_URL",
-                    present: "UPSTASH_REDIS_REST_TOKEN",
-                })
-            }
-            (Some(url), Some(token)) => {
-                // Not a field of `Settings`: it only loosens the URL check.
-                let allow_http = parse_bool(
-                    "UPSTASH_ALLOW_INSECURE_HTTP",
-                    get("UPSTASH_ALLOW_INSECURE_HTTP"),
-                    false,
-                )?;
-                Some(UpstashSettings {
-                    url: parse_url(&url, allow_http)?,
-                    token: parse_token("UPSTASH_REDIS_REST_TOKEN", token)?,
-                })
-            }
-        };
-        // Certificate files matter only to the Upstash client: an `SSL_CERT_FILE` set for
-        // other programs does not stop the memory-store service.
-        let mut upstash_extra_roots = Vec::new();
-        if upstash.is_some() {
-            for var in ["UPSTASH_CA_CERT", "SSL_CERT_FILE"] {
-                if let Some(path) = get(var) {
-                    upstash_extra_roots.extend(read_certificates(var, &path)?);
-                }
-            }
-        }
-        let upstash_warm_pool = parse_bool(
-            "UPSTASH_WARM_POOL",
-            get("UPSTASH_WARM_POOL"),
-            defaults.upstash_warm_pool,
-        )?;
-
-        let secret = get("SESSION_SECRET")
-            .map(|v| parse_secret("SESSION_SECRET", v))
-            .transpose()?;
-        let previous_secret = get("SESSION_SECRET_PREVIOUS")
-            .map(|v| parse_secret("SESSION_SECRET_PREVIOUS", v))
-            .transpose()?;
-        let previous_token = get("UPSTASH_REDIS_REST_TOKEN_PREVIOUS")
-            .map(|v| parse_token("UPSTASH_REDIS_REST_TOKEN_PREVIOUS", v))
-            .transpose()?;
-        // Checked here so a typo stops the service instead of silently logging at `info`.
-        if let Some(filter) = get("RUST_LOG") {
-            if tracing_subscriber::EnvFilter::try_new(&filter).is_err() {
-                return Err(SettingsError::Invalid {
-                    var: "RUST_LOG",
-                    value: filter,
-                    expected: "a tracing filter, e.g. info, warn or upstash_sessions=debug,info",
-                });
-            }
-        }
-
-        let secure = parse_bool(
-            "COOKIE_SECURE",
-            get("COOKIE_SECURE"),
-            defaults.cookie.secure,
-        )?;
-        let name = match get("COOKIE_NAME") {
-            None => defaults.cookie.name,
-            Some(v) => parse_cookie_name(&v, secure)?,
-        };
-        let same_site = match get("COOKIE_SAMESITE") {
-            None => defaults.cookie.same_site,
-            Some(v) => parse_same_site(&v, secure)?,
-        };
-
-        let upstash_auto_pipeline = parse_bool(
-            "UPSTASH_AUTO_PIPELINE",
-            get("UPSTASH_AUTO_PIPELINE"),
-            defaults.upstash_auto_pipeline,
-        )?;
-
-        let metrics = parse_bool("METRICS", get("METRICS"), defaults.metrics)?;
-
-        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
-            None => defaults.cors_allowed_origins.clone(),
-            Some(v) => v
-                .split(',')
-                .filter(|o| !o.trim().is_empty())
-                .map(|o| parse_origin("CORS_ALLOWED_ORIGINS", o))
-                .collect::<Result<_, _>>()?,
-        };
-        let public_origin = get("PUBLIC_ORIGIN")
-            .map(|v| parse_origin("PUBLIC_ORIGIN", &v))
-            .transpose()?;
-
-        let traces = crate::traces::TraceSettings::from_lookup(get)?;
-
-        let rate = |var: &'static str, default: Option<Rate>| match get(var) {
-            None => Ok(default),
-            Some(value) => Rate::parse(&value).map_err(|_| SettingsError::Invalid {
-                var,
-                value,
-                expected: "N/s, N/m or N/h (N an integer from 1 to 1000000), or off",
-            }),
-        };
-        let rate_limit = RateLimitSettings {
-            login: rate("RATE_LIMIT_LOGIN", defaults.rate_limit.login)?,
-            requests: rate("RATE_LIMIT_REQUESTS", defaults.rate_limit.requests)?,
-            max_clients: parse_int(
-                "RATE_LIMIT_MAX_CLIENTS",
-                get("RATE_LIMIT_MAX_CLIENTS"),
-                1,
-                10_000_000,
-                defaults.rate_limit.max_clients,
-                "an integer from 1 to 10000000",
-            )?,
-            trusted_proxies: match get("TRUSTED_PROXIES") {
-                None => defaults.rate_limit.trusted_proxies.clone(),
-                Some(value) => {
-                    TrustedProxies::parse(&value).map_err(|_| SettingsError::Invalid {
-                        var: "TRUSTED_PROXIES",
-                        value,
-                        expected: "comma-separated CIDRs (10.0.0.0/8) or addresses",
-                    })?
-                }
-            },
-        };
-        let upstash_max_commands_per_second = match get("UPSTASH_MAX_COMMANDS_PER_SECOND") {
-            None => defaults.upstash_max_commands_per_second,
-            Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
-            Some(v) => NonZeroU32::new(parse_in_range(
-                "UPSTASH_MAX_COMMANDS_PER_SECOND",
-                v,
-                1,
-                1_000_000,
-                "an integer from 1 to 1000000, or off",
-            )?),
-        };
-        let memory_store_max_bytes = parse_int(
-            "MEMORY_STORE_MAX_BYTES",
-            get("MEMORY_STORE_MAX_BYTES"),
-            65_536,
-            1 << 40,
-            defaults.memory_store_max_bytes,
-            "bytes, an integer from 65536 to 1099511627776",
-        )?;
-
-        Ok(Settings {
-            traces,
-            rate_limit,
-            upstash_max_commands_per_second,
-            metrics,
-            memory_store_max_bytes,
-            cors_allowed_origins,
-            public_origin,
-            upstash_auto_pipeline,
-            upstash_extra_roots,
-            upstash_warm_pool,
-            host: get("HOST").unwrap_or(defaults.host),
-            port: parse_int(
-                "PORT",
-                get("PORT"),
-                1,
-                65_535,
-                defaults.port,
-                "an integer from 1 to 65535",
-            )?,
-            upstash,
-            upstash_timeout: Duration::from_millis(parse_int(
-                "UPSTASH_TIMEOUT_MS",
-                get("UPSTASH_TIMEOUT_MS"),
-                50,
-                60_000,
-                defaults.upstash_timeout.as_millis() as u64,
-                "milliseconds, an integer from 50 to 60000",
-            )?),
-            session: SessionSettings {
-                idle_ttl: Duration::from_secs(parse_int(
-                    "SESSION_TTL_SECONDS",
-                    get("SESSION_TTL_SECONDS"),
-                    1,
-                    31_536_000,
-                    defaults.session.idle_ttl.as_secs(),
-                    "seconds, an integer from 1 to 31536000",
-                )?),
-                absolute_ttl: Duration::from_secs(parse_int(
-                    "SESSION_ABSOLUTE_TTL_SECONDS",
-                    get("SESSION_ABSOLUTE_TTL_SECONDS"),
-                    1,
-                    31_536_000,
-                    defaults.session.absolute_ttl.as_secs(),
-                    "seconds, an integer from 1 to 31536000",
-                )?),
-                secret,
-                previous_secret,
-                previous_token,
-                max_per_user: parse_int(
-                    "MAX_SESSIONS_PER_USER",
-                    get("MAX_SESSIONS_PER_USER"),
-                    1,
-                    10_000,
-                    defaults.session.max_per_user,
-                    "an integer from 1 to 10000",
-                )?,
-                max_data_bytes: parse_int(
-                    "SESSION_DATA_MAX_BYTES",
-                    get("SESSION_DATA_MAX_BYTES"),
-                    2,
-                    1_048_576,
-                    defaults.session.max_data_bytes,
-                    "bytes, an integer from 2 to 1048576",
-                )?,
-            },
-            cookie: CookieSettings {
-                name,
-                secure,
-                same_site,
-            },
-            workers: match get("WORKERS") {
-                None => defaults.workers,
-                Some(v) => Some(parse_in_range(
-                    "WORKERS",
-                    v,
-                    1,
-                    256,
-                    "an integer from 1 to 256",
-                )?),
-            },
-            shutdown_timeout: Duration::from_secs(parse_int(
-                "SHUTDOWN_TIMEOUT_SECONDS",
-                get("SHUTDOWN_TIMEOUT_SECONDS"),
-                0,
-                3600,
-                defaults.shutdown_timeout.as_secs(),
-                "seconds, an integer from 0 to 3600",
-            )?),
-            request_body_timeout: Duration::from_millis(parse_int(
-                "REQUEST_BODY_TIMEOUT_MS",
-                get("REQUEST_BODY_TIMEOUT_MS"),
-                10,
-                300_000,
-                defaults.request_body_timeout.as_millis() as u64,
-                "milliseconds, an integer from 10 to 300000",
-            )?),
-            log_format: match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase) {
-                None => defaults.log_format,
-                Some(v) if v == "pretty" || v == "text" => LogFormat::Pretty,
-                Some(v) if v == "json" => LogFormat::Json,
-                Some(v) => {
-                    return Err(SettingsError::Invalid {
-                        var: "LOG_FORMAT",
-                        value: v,
-                        expected: "one of pretty, json",
-                    })
-                }
-            },
-        })
-    }
-
     /// `host:port` to bind (`[v6]:port` for an IPv6 host).
     pub fn address(&self) -> String {
         if self.host.contains(':') && !self.host.starts_with('[') {
@@ -639,270 +598,6 @@ impl Settings {
             format!("{}:{}", self.host, self.port)
         }
     }
-}
-
-fn parse_int<T>(
-    var: &'static str,
-    value: Option<String>,
-    min: T,
-    max: T,
-    default: T,
-    expected: &'static str,
-) -> Result<T, SettingsError>
-where
-    T: std::str::FromStr + PartialOrd + Copy,
-{
-    match value {
-        None => Ok(default),
-        Some(value) => parse_in_range(var, value, min, max, expected),
-    }
-}
-
-/// `value` as a number from `min` to `max`.
-fn parse_in_range<T>(
-    var: &'static str,
-    value: String,
-    min: T,
-    max: T,
-    expected: &'static str,
-) -> Result<T, SettingsError>
-where
-    T: std::str::FromStr + PartialOrd + Copy,
-{
-    match value.trim().parse::<T>() {
-        Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(SettingsError::Invalid {
-            var,
-            value,
-            expected,
-        }),
-    }
-}
-
-/// `value` as a boolean, or `default` when unset.
-fn parse_bool(
-    var: &'static str,
-    value: Option<String>,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(SettingsError::Invalid {
-            var,
-            value,
-            expected: "true or false",
-        }),
-    }
-}
-
-const URL_VAR: &str = "UPSTASH_REDIS_REST_URL";
-
-fn parse_url(value: &str, allow_http: bool) -> Result<reqwest::Url, SettingsError> {
-    // The value may carry a secret (`?_token=...`, `user:password@`): every message shows it
-    // redacted.
-    let invalid = |expected: &'static str| SettingsError::Invalid {
-        var: URL_VAR,
-        value: redact_url(value.trim()),
-        expected,
-    };
-    let url = reqwest::Url::parse(value.trim())
-        .map_err(|_| invalid("an https:// URL such as https://eu1-example-12345.upstash.io"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(
-            "an https:// URL such as https://eu1-example-12345.upstash.io",
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "no user:password@ in the URL; the token goes in UPSTASH_REDIS_REST_TOKEN",
-        ));
-    }
-    if url.query().is_some() {
-        return Err(invalid(
-            "no ?query in the URL; the token goes in UPSTASH_REDIS_REST_TOKEN",
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(invalid(
-            "no #fragment in the URL: the /pipeline and /multi-exec paths would fall into it",
-        ));
-    }
-    if url.scheme() == "http" && !allow_http && !is_loopback(&url) {
-        return Err(invalid(
-            "https:// (the token travels in every request; http:// is allowed for loopback \
-             hosts, or anywhere with UPSTASH_ALLOW_INSECURE_HTTP=true)",
-        ));
-    }
-    Ok(url)
-}
-
-/// Whether `url` names this machine: a loopback address (`127.0.0.0/8`, `::1`) or exactly
-/// `localhost` (answered from `/etc/hosts`). Names under `.localhost` and `localhost.` do not
-/// count: glibc sends them to the network's DNS resolver, which may answer with any address.
-pub fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    }
-}
-
-/// `value` with anything that may be a secret replaced by `***`: user information, the
-/// query and the fragment. Works on text that is not a valid URL too.
-pub fn redact_url(value: &str) -> String {
-    let (head, tail) = match value.find(['?', '#']) {
-        Some(at) => (&value[..at], Some(&value[at..at + 1])),
-        None => (value, None),
-    };
-    let authority_start = head.find("://").map_or(0, |i| i + 3);
-    let authority_end = head[authority_start..]
-        .find('/')
-        .map_or(head.len(), |i| authority_start + i);
-    let mut out = String::with_capacity(value.len());
-    match head[authority_start..authority_end].rfind('@') {
-        Some(at) => {
-            out.push_str(&head[..authority_start]);
-            out.push_str("***");
-            out.push_str(&head[authority_start + at..]);
-        }
-        None => out.push_str(head),
-    }
-    if let Some(mark) = tail {
-        out.push_str(mark);
-        out.push_str("***");
-    }
-    out
-}
-
-/// The certificates of the PEM file `path`, each checked to be usable as a trust anchor.
-fn read_certificates(
-    var: &'static str,
-    path: &str,
-) -> Result<Vec<CertificateDer<'static>>, SettingsError> {
-    let fail = |problem: String| SettingsError::CertFile {
-        var,
-        path: path.to_owned(),
-        problem,
-    };
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
-    let certificates = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("not a PEM file: {e}")))?;
-    if certificates.is_empty() {
-        return Err(fail(
-            "holds no certificate (expected PEM blocks: -----BEGIN CERTIFICATE-----)".into(),
-        ));
-    }
-    let mut store = rustls::RootCertStore::empty();
-    for (n, certificate) in certificates.iter().enumerate() {
-        store
-            .add(certificate.clone())
-            .map_err(|e| fail(format!("certificate {} is not usable: {e}", n + 1)))?;
-    }
-    Ok(certificates)
-}
-
-fn parse_token(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
-    let ok = value
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-    if !ok {
-        return Err(SettingsError::InvalidSecret {
-            var,
-            expected: "printable ASCII without spaces or quotes, as shown in the Upstash console",
-        });
-    }
-    Ok(SecretString::from(value))
-}
-
-fn parse_secret(var: &'static str, value: String) -> Result<SecretString, SettingsError> {
-    if value.len() < MIN_SECRET_BYTES {
-        return Err(SettingsError::InvalidSecret {
-            var,
-            expected: "at least 32 bytes; generate one with `openssl rand -base64 48`",
-        });
-    }
-    Ok(SecretString::from(value))
-}
-
-fn parse_cookie_name(value: &str, secure: bool) -> Result<String, SettingsError> {
-    // RFC 6265 cookie-name is an RFC 2616 token.
-    let is_token = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !is_token {
-        return Err(SettingsError::Invalid {
-            var: "COOKIE_NAME",
-            value: value.to_owned(),
-            expected: "1 to 64 letters, digits or !#$%&'*+-.^_`|~",
-        });
-    }
-    if (value.starts_with("__Host-") || value.starts_with("__Secure-")) && !secure {
-        return Err(SettingsError::Invalid {
-            var: "COOKIE_NAME",
-            value: value.to_owned(),
-            expected: "a __Host- or __Secure- name needs COOKIE_SECURE=true",
-        });
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_same_site(value: &str, secure: bool) -> Result<SameSite, SettingsError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "lax" => Ok(SameSite::Lax),
-        "strict" => Ok(SameSite::Strict),
-        "none" if secure => Ok(SameSite::None),
-        "none" => Err(SettingsError::Invalid {
-            var: "COOKIE_SAMESITE",
-            value: value.to_owned(),
-            expected: "None needs COOKIE_SECURE=true; use lax or strict",
-        }),
-        _ => Err(SettingsError::Invalid {
-            var: "COOKIE_SAMESITE",
-            value: value.to_owned(),
-            expected: "one of lax, strict, none",
-        }),
-    }
-}
-
-/// One exact origin, `scheme://host[:port]` as browsers send it in `Origin` (lowercase, no
-/// default port, no path). A wildcard is refused: CORS forbids `*` with credentials, and a
-/// pattern would trust every site that matches it with the users' sessions.
-fn parse_origin(var: &'static str, value: &str) -> Result<String, SettingsError> {
-    let value = value.trim();
-    let invalid = |expected| SettingsError::Invalid {
-        var,
-        value: value.to_owned(),
-        expected,
-    };
-    if value.contains('*') {
-        return Err(invalid(
-            "a wildcard cannot be combined with credentials (the session cookie); list exact origins such as https://app.example.com",
-        ));
-    }
-    let exact = "exact origins such as https://app.example.com (scheme, host and port only; no path or trailing slash)";
-    let url = reqwest::Url::parse(value).map_err(|_| invalid(exact))?;
-    let has_credentials = !url.username().is_empty() || url.password().is_some();
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none()
-        || has_credentials
-        || url.path() != "/"
-        || value.ends_with('/')
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
-        return Err(invalid(exact));
-    }
-    Ok(url.origin().ascii_serialization())
 }
 
 impl UpstashSettings {
@@ -939,9 +634,22 @@ mod tests {
         })
         .unwrap();
         let listed: std::collections::BTreeSet<String> =
-            VARIABLES.iter().map(|v| v.to_string()).collect();
+            VARIABLES.iter().map(|v| v.name.to_string()).collect();
         assert_eq!(read.into_inner(), listed);
         assert_eq!(listed.len(), VARIABLES.len(), "a variable is listed twice");
+    }
+
+    #[test]
+    fn variables_lists_the_traces_variables_in_their_order() {
+        let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        let start = names
+            .iter()
+            .position(|n| *n == crate::traces::VARIABLES[0])
+            .unwrap();
+        assert_eq!(
+            &names[start..start + crate::traces::VARIABLES.len()],
+            crate::traces::VARIABLES
+        );
     }
 
     #[test]
@@ -1035,7 +743,7 @@ mod tests {
             (
                 "COOKIE_SECURE",
                 "maybe",
-                "COOKIE_SECURE=\"maybe\" is invalid: true or false",
+                "COOKIE_SECURE=\"maybe\" is invalid: one of true, false",
             ),
             ("COOKIE_SAMESITE", "loose", "COOKIE_SAMESITE"),
             ("COOKIE_NAME", "bad name", "COOKIE_NAME"),
@@ -1086,6 +794,111 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
             assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn a_range_error_states_the_range_it_was_checked_against() {
+        for (var, value, needle) in [
+            ("PORT", "65536", "an integer from 1 to 65535"),
+            (
+                "UPSTASH_TIMEOUT_MS",
+                "49",
+                "milliseconds, an integer from 50 to 60000",
+            ),
+            (
+                "SESSION_TTL_SECONDS",
+                "0",
+                "seconds, an integer from 1 to 31536000",
+            ),
+            (
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                "3601",
+                "seconds, an integer from 0 to 3600",
+            ),
+            (
+                "MAX_SESSIONS_PER_USER",
+                "10001",
+                "an integer from 1 to 10000",
+            ),
+            ("WORKERS", "257", "an integer from 1 to 256"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert_eq!(err, format!("{var}=\"{value}\" is invalid: {needle}"));
+        }
+        for (var, value) in [
+            ("PORT", "1"),
+            ("PORT", "65535"),
+            ("UPSTASH_TIMEOUT_MS", "60000"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+        ] {
+            assert!(from(&[(var, value)]).is_ok(), "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn a_bad_boolean_lists_every_spelling_that_is_accepted() {
+        let err = from(&[("COOKIE_SECURE", "maybe")]).unwrap_err().to_string();
+        for word in env::TRUE_WORDS.iter().chain(&env::FALSE_WORDS) {
+            assert!(err.contains(word), "{word} missing from: {err}");
+            assert!(from(&[("COOKIE_SECURE", word)]).is_ok(), "{word}");
+        }
+    }
+
+    #[test]
+    fn an_empty_upstash_token_or_url_is_named_as_empty_not_as_unset() {
+        let err = from(&[
+            ("UPSTASH_REDIS_REST_URL", "https://x.upstash.io"),
+            ("UPSTASH_REDIS_REST_TOKEN", " "),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("UPSTASH_REDIS_REST_TOKEN is empty, but UPSTASH_REDIS_REST_URL is set"),
+            "{err}"
+        );
+        let err = from(&[
+            ("UPSTASH_REDIS_REST_URL", ""),
+            ("UPSTASH_REDIS_REST_TOKEN", "abc"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("UPSTASH_REDIS_REST_URL is empty, but UPSTASH_REDIS_REST_TOKEN is set"),
+            "{err}"
+        );
+        // Both empty: the memory store, as when both are unset.
+        let s = from(&[
+            ("UPSTASH_REDIS_REST_URL", ""),
+            ("UPSTASH_REDIS_REST_TOKEN", ""),
+        ]);
+        assert!(s.unwrap().upstash.is_none());
+    }
+
+    #[test]
+    fn the_help_table_shows_every_variable_with_its_default_from_default() {
+        let help = describe_variables();
+        let defaults = Settings::default();
+        for variable in VARIABLES {
+            let default = (variable.default)(&defaults);
+            let shown = match default.starts_with("unset") {
+                true => format!("  {} ({default})\n", variable.name),
+                false => format!("  {}={default}\n", variable.name),
+            };
+            assert!(help.contains(&shown), "{shown}");
+            assert!(help.contains(variable.meaning), "{}", variable.name);
+        }
+        for expected in [
+            "PORT=8000",
+            "SESSION_TTL_SECONDS=900",
+            "SESSION_ABSOLUTE_TTL_SECONDS=43200",
+            "SESSION_DATA_MAX_BYTES=16384",
+            "COOKIE_NAME=session_id",
+            "COOKIE_SAMESITE=lax",
+            "LOG_FORMAT=pretty",
+            "WORKERS=one per CPU core",
+        ] {
+            assert!(help.contains(&format!("  {expected}\n")), "{expected}");
         }
     }
 
@@ -1339,15 +1152,39 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_of_many_certificates_with_text_between_them_loads_every_one() {
+        // As distributions write theirs: a comment before each block.
+        let mut bundle = String::new();
+        for n in 0..40 {
+            bundle.push_str(&format!("# Issuer: CN=Test CA {n}\n{}\n", test_ca_pem()));
+        }
+        let path = temp_file("bundle.pem", bundle.as_bytes());
+        let s = with_url(
+            "https://eu1-x.upstash.io",
+            &[("SSL_CERT_FILE", path.to_str().unwrap())],
+        )
+        .unwrap();
+        assert_eq!(s.upstash_extra_roots.len(), 40);
+    }
+
+    #[test]
     fn the_platform_ca_bundle_is_accepted_as_ssl_cert_file() {
         // Containers often set SSL_CERT_FILE to the distribution's bundle: every one of its
-        // certificates must load, or the service would not start. (Debian/Ubuntu path.)
-        let bundle = "/etc/ssl/certs/ca-certificates.crt";
-        let Ok(text) = std::fs::read_to_string(bundle) else {
-            eprintln!("{bundle} not present: nothing to check");
-            return;
+        // certificates must load, or the service would not start. Where the bundle lives:
+        // Debian/Ubuntu/Alpine, Fedora/RHEL, macOS/Alpine without ca-certificates.
+        const BUNDLES: [&str; 3] = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ];
+        let Some((bundle, text)) = BUNDLES
+            .iter()
+            .find_map(|b| Some((*b, std::fs::read_to_string(b).ok()?)))
+        else {
+            panic!("no platform CA bundle at any of {BUNDLES:?}: install ca-certificates");
         };
         let expected = text.matches("-----BEGIN CERTIFICATE-----").count();
+        assert!(expected > 10, "{bundle} holds {expected} certificates");
         let s = with_url("https://eu1-x.upstash.io", &[("SSL_CERT_FILE", bundle)]).unwrap();
         assert_eq!(s.upstash_extra_roots.len(), expected);
     }

@@ -120,9 +120,24 @@ impl TestApp {
             .expect("this app runs on the fake Upstash")
     }
 
-    /// Upstash requests served so far (0 on the memory store).
+    /// Upstash requests served so far. Only on `Backend::Upstash`: the memory store has no
+    /// requests to count, so an assertion on them there would say nothing.
     pub fn upstash_requests(&self) -> u64 {
-        self.upstash.as_ref().map_or(0, |u| u.requests())
+        self.fake().requests()
+    }
+
+    /// Upstash requests served so far; `None` on the memory store, which has none to count.
+    pub fn upstash_count(&self) -> Option<u64> {
+        self.upstash.as_ref().map(FakeUpstash::requests)
+    }
+
+    /// Asserts that `n` Upstash requests were made since `before` (from
+    /// [`Self::upstash_count`]). On the memory store there are no requests to count, and
+    /// nothing is checked: tests on both stores call this for the Upstash run.
+    pub fn assert_upstash_requests_since(&self, before: Option<u64>, n: u64) {
+        if let (Some(now), Some(before)) = (self.upstash_count(), before) {
+            assert_eq!(now, before + n, "Upstash requests");
+        }
     }
 
     pub async fn post_login(&self, body: &str, cookie: Option<&str>) -> Response {

@@ -4,7 +4,6 @@
 //! reset in the middle of an answer, idle connections closed by the server. It counts the
 //! handshakes it completes and the protocol each one agreed by ALPN, so tests can show that
 //! connections are reused and HTTP/2 is spoken.
-#![allow(dead_code)]
 
 use std::{
     net::SocketAddr,

@@ -8,7 +8,6 @@
 //!
 //! The handler is mounted at priority 10, so a test can mount fault mocks of higher priority
 //! (e.g. `Mock::given(..).respond_with(..).with_priority(1)`) on `server`.
-#![allow(dead_code)]
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},

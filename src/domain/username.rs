@@ -63,7 +63,7 @@ impl Username {
         Ok(Self(name.to_owned()))
     }
 
-    /// The name.
+    /// The trimmed name, as the session records it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
