@@ -14,47 +14,8 @@
 -- No cjson: it decodes numbers to doubles (1234567890123456789 and 0.1234567890123456789
 -- come back changed) and encodes an empty array as {}. Values are sliced out of the text as
 -- they are; only objects the patch reaches into are walked.
-local byte, sub, find, concat = string.byte, string.sub, string.find, table.concat
-
--- The index just past the string that starts at i (s[i] is '"').
-local function string_end(s, i)
-  local j = i + 1
-  while true do
-    local q = find(s, '["\\]', j)
-    if not q then error('unterminated string') end
-    if byte(s, q) == 34 then return q + 1 end
-    j = q + 2
-  end
-end
-
--- The index just past the value that starts at i.
-local function value_end(s, i)
-  local c = byte(s, i)
-  if c == 34 then return string_end(s, i) end
-  if c == 123 or c == 91 then
-    local depth, j = 0, i
-    while true do
-      local k = find(s, '[%[%]{}"]', j)
-      if not k then error('unterminated value') end
-      local d = byte(s, k)
-      if d == 34 then
-        j = string_end(s, k)
-      else
-        if d == 123 or d == 91 then depth = depth + 1 else depth = depth - 1 end
-        j = k + 1
-        if depth == 0 then return j end
-      end
-    end
-  end
-  local _, e = find(s, '^[%w%.%+%-]+', i)
-  if not e then error('bad value') end
-  return e + 1
-end
-
-local function skip_ws(s, i)
-  local _, e = find(s, '^[ \t\r\n]*', i)
-  return e + 1
-end
+-- (string_end, value_end and skip_ws come from json_scan.lua, put in front by upstash.rs.)
+local concat = table.concat
 
 -- The members of the object whose text is s: keys in order, and each value's text by key.
 local function members(s)

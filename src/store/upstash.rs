@@ -34,7 +34,7 @@ use crate::upstash::{Command, Reply, RetryPolicy, UpstashClient, UpstashError};
 /// expired session, merges the patch into `data` without decoding values (Redis's cjson
 /// would round numbers and turn `[]` into `{}`), checks the size, and writes it back with
 /// the idle TTL, all in one atomic step.
-pub const MERGE_SCRIPT: &str = include_str!("merge.lua");
+pub const MERGE_SCRIPT: &str = concat!(include_str!("json_scan.lua"), include_str!("merge.lua"));
 
 /// The SHA-1 of [`MERGE_SCRIPT`] as `EVALSHA` takes it (lower-case hex).
 pub fn merge_script_sha() -> &'static str {
@@ -46,7 +46,7 @@ pub fn merge_script_sha() -> &'static str {
 /// `created_at` and `absolute_expires_at` when it is the user's, so a listing transfers a
 /// few bytes per session whatever their data holds. It reads the records as every release
 /// wrote them.
-pub const LIST_SCRIPT: &str = include_str!("list.lua");
+pub const LIST_SCRIPT: &str = concat!(include_str!("json_scan.lua"), include_str!("list.lua"));
 
 /// The SHA-1 of [`LIST_SCRIPT`] as `EVALSHA` takes it (lower-case hex).
 pub fn list_script_sha() -> &'static str {
