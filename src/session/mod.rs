@@ -530,15 +530,20 @@ mod tests {
         SessionManager::new(
             Arc::new(store),
             CookieSigner::new(SigningKey::random(), None),
-            SessionConfig {
-                idle_ttl: Duration::from_secs(900),
-                absolute_ttl: Duration::from_secs(43_200),
-                cookie_name: "session_id".into(),
-                cookie_secure: true,
-                same_site: SameSite::Lax,
-                deadline: None,
-            },
+            default_config(),
         )
+    }
+
+    /// The service's defaults: 15 min idle, 12 h absolute, `session_id`, Secure, Lax.
+    fn default_config() -> SessionConfig {
+        SessionConfig {
+            idle_ttl: Duration::from_secs(900),
+            absolute_ttl: Duration::from_secs(43_200),
+            cookie_name: "session_id".into(),
+            cookie_secure: true,
+            same_site: SameSite::Lax,
+            deadline: None,
+        }
     }
 
     #[test]
@@ -604,14 +609,7 @@ mod tests {
         let m = SessionManager::new(
             store.clone(),
             CookieSigner::new(SigningKey::random(), None),
-            SessionConfig {
-                idle_ttl: Duration::from_secs(900),
-                absolute_ttl: Duration::from_secs(43_200),
-                cookie_name: "session_id".into(),
-                cookie_secure: true,
-                same_site: SameSite::Lax,
-                deadline: None,
-            },
+            default_config(),
         );
         let now = now_ms() / 1000;
         let record = |created_at| SessionData {
