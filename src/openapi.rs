@@ -214,21 +214,9 @@ struct PlainSummaries;
 
 impl Modify for PlainSummaries {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for operation in operations.into_iter().flatten() {
-                if let Some(summary) = &mut operation.summary {
-                    summary.retain(|c| c != '`');
-                }
+        for operation in operations_mut(openapi) {
+            if let Some(summary) = &mut operation.summary {
+                summary.retain(|c| c != '`');
             }
         }
     }
